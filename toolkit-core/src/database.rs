@@ -1,0 +1,244 @@
+//! `Database`: the entry point, owning the settings, the lazily created pool and init callbacks.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::error::DisplayChain;
+use crate::{
+    Connection, DatabaseSettings, Error, Pool, Result, Transaction, TransactionBuilder,
+    TransactionManager,
+};
+
+type InitFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+type InitCallback = Box<dyn Fn(Pool) -> InitFuture + Send + Sync>;
+
+/// A PostgreSQL database reached through a connection pool.
+///
+/// Cheap to clone (clones share the pool), `Send + Sync`. Creating it validates the settings
+/// and does no I/O; the pool is created by [`init_db`](Database::init_db) or lazily by the first
+/// call that needs it.
+///
+/// ```no_run
+/// # async fn demo() -> toolkit_core::Result<()> {
+/// use toolkit_core::{Database, DatabaseSettings};
+/// let db = Database::new(DatabaseSettings::from_env()?)?;
+/// db.init_db().await?;
+/// let conn = db.connection().await?;
+/// let row = conn.query_one("SELECT 1 + 1", &[]).await?;
+/// assert_eq!(row.get::<_, i32>(0), 2);
+/// drop(conn);
+/// db.cleanup().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: DatabaseSettings,
+    /// Read on every checkout, written only when the pool is created or closed.
+    pool: RwLock<Option<Pool>>,
+    /// Serialises pool creation so two concurrent first calls create one pool, not two.
+    creating: tokio::sync::Mutex<()>,
+    callbacks: tokio::sync::Mutex<Vec<Arc<InitCallback>>>,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("settings", &self.inner.settings)
+            .field("pool", &self.current_pool())
+            .finish()
+    }
+}
+
+impl Database {
+    /// Validates the settings; no network I/O happens until the pool is needed.
+    pub fn new(settings: DatabaseSettings) -> Result<Database> {
+        settings.validate()?;
+        Ok(Database {
+            inner: Arc::new(Inner {
+                settings,
+                pool: RwLock::new(None),
+                creating: tokio::sync::Mutex::new(()),
+                callbacks: tokio::sync::Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The settings this database was created with.
+    pub fn settings(&self) -> &DatabaseSettings {
+        &self.inner.settings
+    }
+
+    /// Pings the server (with retry), creates the pool, then runs the init callbacks in
+    /// registration order. When a callback fails its error is returned and the pool is closed,
+    /// so no half-initialised pool is left behind.
+    pub async fn init_db(&self) -> Result<()> {
+        self.ping_postgres().await?;
+        let pool = self.create_pool().await?;
+        let callbacks: Vec<Arc<InitCallback>> = self.inner.callbacks.lock().await.clone();
+        for callback in callbacks {
+            if let Err(err) = callback(pool.clone()).await {
+                self.cleanup().await;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the pool unless an open one exists, and returns it.
+    pub async fn create_pool(&self) -> Result<Pool> {
+        if let Some(pool) = self.current_pool() {
+            return Ok(pool);
+        }
+        let _creating = self.inner.creating.lock().await;
+        if let Some(pool) = self.current_pool() {
+            return Ok(pool);
+        }
+        let pool = Pool::create(&self.inner.settings).await?;
+        if let Ok(mut slot) = self.inner.pool.write() {
+            *slot = Some(pool.clone());
+        }
+        Ok(pool)
+    }
+
+    /// The pool, created first if missing or closed.
+    pub async fn get_pool(&self) -> Result<Pool> {
+        self.create_pool().await
+    }
+
+    /// Checks out a pooled connection; it goes back to the pool when dropped.
+    pub async fn connection(&self) -> Result<Connection> {
+        match self.current_pool() {
+            Some(pool) => pool.get().await,
+            None => self.create_pool().await?.get().await,
+        }
+    }
+
+    /// Checks out a connection and begins a transaction on it.
+    pub async fn transaction(&self) -> Result<Transaction> {
+        self.build_transaction().begin().await
+    }
+
+    /// A builder for a transaction with an isolation level, read only, deferrable.
+    pub fn build_transaction(&self) -> TransactionBuilder {
+        TransactionBuilder::new(self.clone())
+    }
+
+    /// A [`TransactionManager`] on this database.
+    pub async fn get_transaction_manager(&self) -> Result<TransactionManager> {
+        Ok(TransactionManager::new(self.clone()))
+    }
+
+    /// Runs `body` in a transaction: commits on `Ok`, rolls back on `Err` or panic, and reruns
+    /// the whole body on serialization failure (40001) or deadlock (40P01) under
+    /// `settings.transaction_retry`. Other errors are never retried.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: toolkit_core::Database) -> toolkit_core::Result<()> {
+    /// let n: i64 = db
+    ///     .run_in_transaction(async |tx| {
+    ///         tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = 1", &[]).await?;
+    ///         Ok(tx.query_one("SELECT count(*) FROM accounts", &[]).await?.get(0))
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_in_transaction<T, F>(&self, body: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Transaction) -> Result<T>,
+    {
+        self.build_transaction()
+            .run(&self.inner.settings.transaction_retry, body)
+            .await
+    }
+
+    /// Opens one connection outside the pool to check the server is reachable, retrying under
+    /// `settings.connect_retry`. Once attempts are exhausted it returns [`Error::Connection`]
+    /// holding the last underlying error.
+    pub async fn ping_postgres(&self) -> Result<()> {
+        let policy = &self.inner.settings.connect_retry;
+        let config = self.inner.settings.pg_config();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match ping_once(&config).await {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
+            };
+            if attempt >= policy.attempts {
+                let message = format!(
+                    "cannot reach {} after {attempt} attempt(s): {}",
+                    self.inner.settings,
+                    DisplayChain(&err)
+                );
+                return Err(Error::connection(message, err));
+            }
+            tokio::time::sleep(policy.delay_after(attempt)).await;
+        }
+    }
+
+    /// Runs `SELECT 1` through the pool. Never errors or panics, and answers within
+    /// `connection_timeout` (capped by `pool_timeout`) even when the server is gone.
+    pub async fn check_pool_health(&self) -> bool {
+        let settings = &self.inner.settings;
+        let deadline = settings.connection_timeout.min(settings.pool_timeout);
+        let probe = async {
+            let conn = self.connection().await?;
+            conn.simple_query("SELECT 1").await?;
+            Ok::<_, Error>(())
+        };
+        matches!(tokio::time::timeout(deadline, probe).await, Ok(Ok(())))
+    }
+
+    /// True while an open pool exists.
+    pub fn is_pool_active(&self) -> bool {
+        self.current_pool().is_some()
+    }
+
+    /// Adds a callback that [`init_db`](Database::init_db) runs, in registration order, with the
+    /// new pool; typically `CREATE TABLE IF NOT EXISTS ...`.
+    pub async fn register_init_callback<F, Fut>(&self, callback: F)
+    where
+        F: Fn(Pool) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let boxed: InitCallback = Box::new(move |pool| Box::pin(callback(pool)));
+        self.inner.callbacks.lock().await.push(Arc::new(boxed));
+    }
+
+    /// Closes the pool: waiting and later checkouts through old pool handles fail, connections
+    /// are closed as they come back. A later call on this `Database` creates a fresh pool.
+    pub async fn cleanup(&self) {
+        let _creating = self.inner.creating.lock().await;
+        let taken = self
+            .inner
+            .pool
+            .write()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(pool) = taken {
+            pool.close();
+        }
+    }
+
+    fn current_pool(&self) -> Option<Pool> {
+        let slot = self.inner.pool.read().ok()?;
+        slot.as_ref().filter(|pool| !pool.is_closed()).cloned()
+    }
+}
+
+async fn ping_once(config: &tokio_postgres::Config) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let outcome = client.simple_query("SELECT 1").await.map(|_| ());
+    drop(client);
+    // The driver ends once the client is gone; waiting keeps the ping from leaving a socket behind.
+    let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
+    outcome
+}

@@ -1,0 +1,292 @@
+//! The one error type of the toolkit, with accessors so callers never match on message text.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+
+/// A boxed lower-level error kept as the `source()` of an [`Error`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// `Result` with the toolkit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong with the pool, for [`Error::Pool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoolErrorKind {
+    /// No connection became free (or could be opened) within `pool_timeout`.
+    Timeout,
+    /// Creating the pool failed, usually because its first connections could not be opened.
+    Create,
+    /// The pool was closed by [`Database::cleanup`](crate::Database::cleanup) while waiting.
+    Closed,
+}
+
+/// Every failure the toolkit reports.
+///
+/// Variants mirror psycopg-toolkit's exception hierarchy. Every variant that wraps a lower error
+/// exposes it through [`std::error::Error::source`] and [`Error::original_error`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Cannot connect, the connection was lost, or connect retries were exhausted.
+    #[error("connection error: {message}")]
+    Connection {
+        /// What failed, including the underlying cause.
+        message: String,
+        /// The last underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Pool creation failed, the pool timed out, or it was closed.
+    #[error("pool error: {message}")]
+    Pool {
+        /// What kind of pool failure this is.
+        kind: PoolErrorKind,
+        /// What failed; for a timeout caused by failing connects, the real connect error.
+        message: String,
+        /// The real cause when there is one (e.g. the last connect error behind a timeout).
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The database is not available (e.g. used after cleanup when re-creation is impossible).
+    #[error("database not available: {message}")]
+    NotAvailable {
+        /// Why it is not available.
+        message: String,
+    },
+    /// No row exists for the key (`get_by_id`, `update`, `delete`).
+    #[error("no record in table {table} with key {key}")]
+    RecordNotFound {
+        /// The (quoted, possibly schema-qualified) table name.
+        table: String,
+        /// The key that was looked up, as `Debug` text.
+        key: String,
+    },
+    /// Data cannot be written or read as the entity describes it.
+    #[error("invalid data for {table}.{field}: {message}")]
+    InvalidData {
+        /// The table involved (empty when not known).
+        table: String,
+        /// The Rust field or column at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+        /// The serializer's or driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Any other failed statement.
+    #[error("{}", DisplayChain(.source))]
+    Operation {
+        /// The driver's error, with SQLSTATE and server message.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A client-side deadline expired before the server answered.
+    #[error("{operation} did not finish within {after:?}")]
+    Timeout {
+        /// What was being waited for.
+        operation: &'static str,
+        /// The deadline that expired.
+        after: Duration,
+    },
+    /// Settings that cannot work, rejected before any network I/O.
+    #[error("invalid setting `{field}`: {message}")]
+    InvalidSettings {
+        /// The offending field (or URL part / environment variable).
+        field: &'static str,
+        /// Why it is rejected.
+        message: String,
+    },
+    /// A table, column or savepoint name that cannot be quoted safely.
+    #[error("invalid identifier {identifier:?}: {reason}")]
+    InvalidIdentifier {
+        /// The rejected input.
+        identifier: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+}
+
+impl Error {
+    /// The underlying error this one wraps, if any (same as `source()`).
+    pub fn original_error(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source()
+    }
+
+    /// The driver error behind this one, wherever in the chain it sits.
+    pub fn as_postgres_error(&self) -> Option<&tokio_postgres::Error> {
+        let mut cur: Option<&(dyn StdError + 'static)> = self.source();
+        while let Some(err) = cur {
+            if let Some(pg) = err.downcast_ref::<tokio_postgres::Error>() {
+                return Some(pg);
+            }
+            if let Some(pg) = err.downcast_ref::<Arc<tokio_postgres::Error>>() {
+                return Some(pg);
+            }
+            cur = err.source();
+        }
+        None
+    }
+
+    /// The server's SQLSTATE, when the server reported the failure.
+    pub fn code(&self) -> Option<&SqlState> {
+        self.as_postgres_error()
+            .and_then(tokio_postgres::Error::code)
+    }
+
+    /// The name of the violated constraint, for unique, foreign-key, check and exclusion violations.
+    pub fn constraint(&self) -> Option<&str> {
+        self.as_postgres_error()
+            .and_then(tokio_postgres::Error::as_db_error)
+            .and_then(|db| db.constraint())
+    }
+
+    /// True for failures that succeed when the whole transaction is retried:
+    /// serialization failure (40001) and deadlock (40P01).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        )
+    }
+
+    /// True for [`Error::RecordNotFound`].
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::RecordNotFound { .. })
+    }
+
+    /// True when a deadline expired: pool wait, client-side deadline, connect timeout,
+    /// `statement_timeout` (57014) or `lock_timeout` (55P03).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Pool {
+                kind: PoolErrorKind::Timeout,
+                ..
+            }
+            | Error::Timeout { .. } => true,
+            _ => {
+                if let Some(code) = self.code() {
+                    return *code == SqlState::QUERY_CANCELED
+                        || *code == SqlState::LOCK_NOT_AVAILABLE;
+                }
+                self.as_postgres_error()
+                    .is_some_and(|e| e.to_string().starts_with("timeout"))
+            }
+        }
+    }
+
+    /// True when the connection to the server is gone: closed socket, I/O failure, the backend
+    /// terminated (57P01..57P03) or a connection-exception SQLSTATE (class 08).
+    pub fn is_connection_lost(&self) -> bool {
+        if matches!(self, Error::Connection { .. }) {
+            return true;
+        }
+        let Some(pg) = self.as_postgres_error() else {
+            return false;
+        };
+        if pg.is_closed() {
+            return true;
+        }
+        if let Some(code) = pg.code() {
+            return code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW;
+        }
+        has_io_source(pg)
+    }
+
+    pub(crate) fn connection(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Connection {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub(crate) fn settings(field: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidSettings {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+fn has_io_source(err: &tokio_postgres::Error) -> bool {
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        if e.is::<std::io::Error>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(source: tokio_postgres::Error) -> Self {
+        Error::Operation { source }
+    }
+}
+
+/// Displays an error followed by every cause in its `source()` chain, so the driver's terse
+/// "db error" becomes "db error: ERROR: relation \"x\" does not exist".
+pub(crate) struct DisplayChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cur = self.0.source();
+        while let Some(err) = cur {
+            write!(f, ": {err}")?;
+            cur = err.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_names_table_and_key() {
+        let err = Error::RecordNotFound {
+            table: "\"users\"".into(),
+            key: "42".into(),
+        };
+        assert!(err.is_not_found());
+        assert_eq!(err.to_string(), "no record in table \"users\" with key 42");
+        assert!(!err.is_retryable());
+        assert!(!err.is_connection_lost());
+    }
+
+    #[test]
+    fn settings_error_names_field() {
+        let err = Error::settings("max_pool_size", "must be at least 1");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting `max_pool_size`: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn pool_timeout_is_timeout() {
+        let err = Error::Pool {
+            kind: PoolErrorKind::Timeout,
+            message: "x".into(),
+            source: None,
+        };
+        assert!(err.is_timeout());
+        let closed = Error::Pool {
+            kind: PoolErrorKind::Closed,
+            message: "x".into(),
+            source: None,
+        };
+        assert!(!closed.is_timeout());
+    }
+}

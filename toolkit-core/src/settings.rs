@@ -1,0 +1,556 @@
+//! `DatabaseSettings`: where to connect and how the pool behaves.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::config::{Host, SslMode};
+
+use crate::{Error, Result, RetryPolicy};
+
+/// Connection target and pool behaviour. Build it literally with `..Default::default()`,
+/// from a URL with [`DatabaseSettings::from_url`], or from the environment with
+/// [`DatabaseSettings::from_env`]. Validated by [`Database::new`](crate::Database::new).
+///
+/// ```
+/// use toolkit_core::DatabaseSettings;
+/// let settings = DatabaseSettings {
+///     host: "localhost".into(),
+///     dbname: "mydb".into(),
+///     password: "secret".into(),
+///     ..DatabaseSettings::default()
+/// };
+/// assert!(!format!("{settings:?}").contains("secret"));
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct DatabaseSettings {
+    /// Server host name or IP address. Default `localhost`.
+    pub host: String,
+    /// Server port. Default `5432`.
+    pub port: u16,
+    /// Database name. Default `postgres`.
+    pub dbname: String,
+    /// User name. Default `postgres`.
+    pub user: String,
+    /// Password; never shown by `Debug` or `Display`. Default empty (no password).
+    pub password: String,
+    /// Connections the pool keeps open even when idle. Default 5.
+    pub min_pool_size: u32,
+    /// Hard cap on open pooled connections. Default 20; must be at least 1.
+    pub max_pool_size: u32,
+    /// Longest wait for a pooled connection before [`Error::Pool`]. Default 30 s.
+    pub pool_timeout: Duration,
+    /// Longest wait for one TCP connect plus authentication. Default 5 s.
+    pub connection_timeout: Duration,
+    /// Server-side `statement_timeout` for every pooled connection, set at connect time.
+    /// Default `None` (the server's own setting).
+    pub statement_timeout: Option<Duration>,
+    /// Server-side `idle_in_transaction_session_timeout` for every pooled connection: a backstop
+    /// that ends a transaction left idle by a stuck caller. Default 5 minutes; `None` leaves the
+    /// server's setting.
+    pub idle_in_transaction_timeout: Option<Duration>,
+    /// Map JSON/JSONB columns to `serde_json::Value` and typed JSON. Default `true`.
+    pub enable_json_adapters: bool,
+    /// `application_name` reported to the server (visible in `pg_stat_activity`). Default `toolkit`.
+    pub application_name: String,
+    /// TLS mode. Only `disable` and `prefer` (which falls back to plain TCP) are supported until
+    /// TLS lands; `require` is rejected by validation. Default `prefer`.
+    pub ssl_mode: SslMode,
+    /// Retry policy of [`Database::ping_postgres`](crate::Database::ping_postgres) and `init_db`.
+    pub connect_retry: RetryPolicy,
+    /// Retry policy of `run_in_transaction` for serialization failures and deadlocks.
+    /// Default: 5 attempts, 20 ms doubling up to 1 s.
+    pub transaction_retry: RetryPolicy,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            host: "localhost".into(),
+            port: 5432,
+            dbname: "postgres".into(),
+            user: "postgres".into(),
+            password: String::new(),
+            min_pool_size: 5,
+            max_pool_size: 20,
+            pool_timeout: Duration::from_secs(30),
+            connection_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            idle_in_transaction_timeout: Some(Duration::from_secs(300)),
+            enable_json_adapters: true,
+            application_name: "toolkit".into(),
+            ssl_mode: SslMode::Prefer,
+            connect_retry: RetryPolicy::default(),
+            transaction_retry: RetryPolicy {
+                attempts: 5,
+                initial_delay: Duration::from_millis(20),
+                factor: 2.0,
+                max_delay: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let password = if self.password.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("DatabaseSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &password)
+            .field("min_pool_size", &self.min_pool_size)
+            .field("max_pool_size", &self.max_pool_size)
+            .field("pool_timeout", &self.pool_timeout)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field(
+                "idle_in_transaction_timeout",
+                &self.idle_in_transaction_timeout,
+            )
+            .field("enable_json_adapters", &self.enable_json_adapters)
+            .field("application_name", &self.application_name)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("connect_retry", &self.connect_retry)
+            .field("transaction_retry", &self.transaction_retry)
+            .finish()
+    }
+}
+
+/// `postgres://user@host:port/dbname`, without the password.
+impl fmt::Display for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
+    }
+}
+
+impl DatabaseSettings {
+    /// Parses a `postgres://` or `postgresql://` URL. User and password may be percent-encoded;
+    /// query options such as `application_name`, `connect_timeout` and `sslmode` are honoured.
+    /// Pool fields keep their defaults.
+    ///
+    /// ```
+    /// use toolkit_core::DatabaseSettings;
+    /// let s = DatabaseSettings::from_url("postgres://u%40x:p%3Ass@db.local:6432/app?application_name=api").unwrap();
+    /// assert_eq!((s.user.as_str(), s.password.as_str(), s.port), ("u@x", "p:ss", 6432));
+    /// assert_eq!(s.application_name, "api");
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::settings(
+                "url",
+                "expected a postgres:// or postgresql:// URL",
+            ));
+        }
+        // The driver's parser already handles percent-decoding and libpq's query options; we only
+        // lift its result into our fields, so there is one URL grammar, not two.
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            Error::settings(
+                "url",
+                format!("cannot parse URL: {}", crate::error::DisplayChain(&e)),
+            )
+        })?;
+        Self::from_config(&config)
+    }
+
+    fn from_config(config: &tokio_postgres::Config) -> Result<Self> {
+        let mut s = DatabaseSettings::default();
+        match config.get_hosts() {
+            [] => {}
+            [Host::Tcp(host)] => s.host.clone_from(host),
+            [Host::Unix(_)] => {
+                return Err(Error::settings(
+                    "host",
+                    "Unix-socket hosts are not supported; use a TCP host",
+                ))
+            }
+            _ => {
+                return Err(Error::settings(
+                    "host",
+                    "several hosts are not supported yet",
+                ))
+            }
+        }
+        match config.get_ports() {
+            [] => {}
+            [port] => s.port = *port,
+            _ => {
+                return Err(Error::settings(
+                    "port",
+                    "several ports are not supported yet",
+                ))
+            }
+        }
+        if let Some(user) = config.get_user() {
+            s.user = user.to_owned();
+        }
+        if let Some(password) = config.get_password() {
+            s.password = String::from_utf8(password.to_vec())
+                .map_err(|_| Error::settings("password", "password is not valid UTF-8"))?;
+        }
+        if let Some(dbname) = config.get_dbname() {
+            s.dbname = dbname.to_owned();
+        }
+        if let Some(app) = config.get_application_name() {
+            s.application_name = app.to_owned();
+        }
+        if let Some(timeout) = config.get_connect_timeout() {
+            s.connection_timeout = *timeout;
+        }
+        s.ssl_mode = config.get_ssl_mode();
+        Ok(s)
+    }
+
+    /// Reads `DATABASE_URL`; when it is unset, libpq's `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE` and `PGAPPNAME`, each falling back to the default.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        if let Some(url) = lookup("DATABASE_URL").filter(|u| !u.is_empty()) {
+            return Self::from_url(&url);
+        }
+        let mut s = DatabaseSettings::default();
+        if let Some(host) = lookup("PGHOST") {
+            s.host = host;
+        }
+        if let Some(port) = lookup("PGPORT") {
+            s.port = port
+                .parse()
+                .map_err(|_| Error::settings("PGPORT", format!("not a port number: {port:?}")))?;
+        }
+        if let Some(user) = lookup("PGUSER") {
+            s.user = user;
+        }
+        if let Some(password) = lookup("PGPASSWORD") {
+            s.password = password;
+        }
+        if let Some(dbname) = lookup("PGDATABASE") {
+            s.dbname = dbname;
+        }
+        if let Some(app) = lookup("PGAPPNAME") {
+            s.application_name = app;
+        }
+        Ok(s)
+    }
+
+    /// Checks every field without touching the network; the error names the field at fault.
+    pub fn validate(&self) -> Result<()> {
+        for (field, value) in [
+            ("host", &self.host),
+            ("dbname", &self.dbname),
+            ("user", &self.user),
+        ] {
+            if value.trim().is_empty() {
+                return Err(Error::settings(field, "must not be empty"));
+            }
+        }
+        if self.port == 0 {
+            return Err(Error::settings("port", "must not be 0"));
+        }
+        if self.max_pool_size == 0 {
+            return Err(Error::settings("max_pool_size", "must be at least 1"));
+        }
+        if self.min_pool_size > self.max_pool_size {
+            return Err(Error::settings(
+                "min_pool_size",
+                format!(
+                    "{} is larger than max_pool_size {}",
+                    self.min_pool_size, self.max_pool_size
+                ),
+            ));
+        }
+        if self.pool_timeout.is_zero() {
+            return Err(Error::settings("pool_timeout", "must be longer than zero"));
+        }
+        if self.connection_timeout.is_zero() {
+            return Err(Error::settings(
+                "connection_timeout",
+                "must be longer than zero",
+            ));
+        }
+        check_server_timeout("statement_timeout", self.statement_timeout)?;
+        check_server_timeout(
+            "idle_in_transaction_timeout",
+            self.idle_in_transaction_timeout,
+        )?;
+        if self.application_name.contains('\0') {
+            return Err(Error::settings("application_name", "must not contain NUL"));
+        }
+        if !matches!(self.ssl_mode, SslMode::Disable | SslMode::Prefer) {
+            return Err(Error::settings(
+                "ssl_mode",
+                "TLS is not supported yet; use disable or prefer",
+            ));
+        }
+        self.connect_retry.validate("connect_retry")?;
+        self.transaction_retry.validate("transaction_retry")
+    }
+
+    /// The driver configuration for one connection made with these settings: connect timeout,
+    /// application name, and the session settings (`statement_timeout`, ...) sent in the startup
+    /// packet so that they cost no extra round trip.
+    pub fn pg_config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .dbname(&self.dbname)
+            .user(&self.user)
+            .application_name(&self.application_name)
+            .connect_timeout(self.connection_timeout)
+            .ssl_mode(self.ssl_mode)
+            .keepalives(true);
+        if !self.password.is_empty() {
+            config.password(&self.password);
+        }
+        let mut options = Vec::new();
+        if let Some(t) = self.statement_timeout {
+            options.push(format!("-c statement_timeout={}", t.as_millis()));
+        }
+        if let Some(t) = self.idle_in_transaction_timeout {
+            options.push(format!(
+                "-c idle_in_transaction_session_timeout={}",
+                t.as_millis()
+            ));
+        }
+        if !options.is_empty() {
+            config.options(options.join(" "));
+        }
+        config
+    }
+}
+
+fn check_server_timeout(field: &'static str, value: Option<Duration>) -> Result<()> {
+    match value {
+        Some(t) if t.as_millis() == 0 => Err(Error::settings(
+            field,
+            "must be at least 1 ms; use None to leave the server's setting",
+        )),
+        Some(t) if t.as_millis() > i32::MAX as u128 => Err(Error::settings(
+            field,
+            "is longer than PostgreSQL accepts (about 24 days)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(err: Error) -> &'static str {
+        match err {
+            Error::InvalidSettings { field, .. } => field,
+            other => panic!("expected InvalidSettings, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = DatabaseSettings::default();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.dbname.as_str(), s.user.as_str()),
+            ("localhost", 5432, "postgres", "postgres")
+        );
+        assert_eq!((s.min_pool_size, s.max_pool_size), (5, 20));
+        assert_eq!(s.pool_timeout, Duration::from_secs(30));
+        assert_eq!(s.connection_timeout, Duration::from_secs(5));
+        assert_eq!(s.statement_timeout, None);
+        assert!(s.enable_json_adapters);
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn url_with_percent_encoding_and_options() {
+        let s = DatabaseSettings::from_url(
+            "postgresql://us%20er:p%40ss%2Fw@example.com:6543/my%20db?sslmode=disable&application_name=svc&connect_timeout=3",
+        )
+        .unwrap();
+        assert_eq!(s.user, "us er");
+        assert_eq!(s.password, "p@ss/w");
+        assert_eq!(s.host, "example.com");
+        assert_eq!(s.port, 6543);
+        assert_eq!(s.dbname, "my db");
+        assert_eq!(s.application_name, "svc");
+        assert_eq!(s.ssl_mode, SslMode::Disable);
+        assert_eq!(s.connection_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn url_defaults_missing_parts() {
+        let s = DatabaseSettings::from_url("postgres://localhost").unwrap();
+        assert_eq!(
+            (s.port, s.user.as_str(), s.dbname.as_str()),
+            (5432, "postgres", "postgres")
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_rejected_naming_url() {
+        for url in [
+            "mysql://x/y",
+            "postgres://h:notaport/db",
+            "postgres://h/db?bogus_option=1",
+            "",
+        ] {
+            assert_eq!(
+                field_of(DatabaseSettings::from_url(url).unwrap_err()),
+                "url",
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn env_prefers_database_url_then_pg_vars() {
+        let s = DatabaseSettings::from_lookup(|k| match k {
+            "DATABASE_URL" => Some("postgres://a@b:1/c".into()),
+            "PGHOST" => Some("ignored".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (s.user.as_str(), s.host.as_str(), s.port, s.dbname.as_str()),
+            ("a", "b", 1, "c")
+        );
+
+        let s = DatabaseSettings::from_lookup(|k| {
+            Some(match k {
+                "PGHOST" => "h".into(),
+                "PGPORT" => "7".into(),
+                "PGUSER" => "u".into(),
+                "PGPASSWORD" => "pw".into(),
+                "PGDATABASE" => "d".into(),
+                _ => return None,
+            })
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                s.host.as_str(),
+                s.port,
+                s.user.as_str(),
+                s.password.as_str(),
+                s.dbname.as_str()
+            ),
+            ("h", 7, "u", "pw", "d")
+        );
+
+        let err =
+            DatabaseSettings::from_lookup(|k| (k == "PGPORT").then(|| "x".into())).unwrap_err();
+        assert_eq!(field_of(err), "PGPORT");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cases: Vec<(DatabaseSettings, &str)> = vec![
+            (
+                DatabaseSettings {
+                    host: String::new(),
+                    ..Default::default()
+                },
+                "host",
+            ),
+            (
+                DatabaseSettings {
+                    dbname: " ".into(),
+                    ..Default::default()
+                },
+                "dbname",
+            ),
+            (
+                DatabaseSettings {
+                    user: String::new(),
+                    ..Default::default()
+                },
+                "user",
+            ),
+            (
+                DatabaseSettings {
+                    max_pool_size: 0,
+                    min_pool_size: 0,
+                    ..Default::default()
+                },
+                "max_pool_size",
+            ),
+            (
+                DatabaseSettings {
+                    min_pool_size: 3,
+                    max_pool_size: 2,
+                    ..Default::default()
+                },
+                "min_pool_size",
+            ),
+            (
+                DatabaseSettings {
+                    pool_timeout: Duration::ZERO,
+                    ..Default::default()
+                },
+                "pool_timeout",
+            ),
+            (
+                DatabaseSettings {
+                    statement_timeout: Some(Duration::ZERO),
+                    ..Default::default()
+                },
+                "statement_timeout",
+            ),
+            (
+                DatabaseSettings {
+                    ssl_mode: SslMode::Require,
+                    ..Default::default()
+                },
+                "ssl_mode",
+            ),
+            (
+                DatabaseSettings {
+                    connect_retry: RetryPolicy {
+                        attempts: 0,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "connect_retry",
+            ),
+        ];
+        for (settings, field) in cases {
+            assert_eq!(field_of(settings.validate().unwrap_err()), field);
+        }
+    }
+
+    #[test]
+    fn password_never_printed() {
+        let s = DatabaseSettings {
+            password: "hunter2-secret".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{s:#?}").contains("hunter2"));
+        assert!(!s.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn session_settings_go_into_the_startup_options() {
+        let s = DatabaseSettings {
+            statement_timeout: Some(Duration::from_millis(1500)),
+            ..Default::default()
+        };
+        let options = s.pg_config().get_options().unwrap_or_default().to_owned();
+        assert!(options.contains("-c statement_timeout=1500"), "{options}");
+        assert!(
+            options.contains("-c idle_in_transaction_session_timeout=300000"),
+            "{options}"
+        );
+    }
+}

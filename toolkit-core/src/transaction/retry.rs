@@ -1,0 +1,48 @@
+//! `run_in_transaction`: commit on `Ok`, roll back on `Err` or panic, retry on 40001/40P01.
+
+use super::{Transaction, TransactionBuilder};
+use crate::{Result, RetryPolicy};
+
+impl TransactionBuilder {
+    /// Runs `body` in a transaction with these options: commits when it returns `Ok`, rolls back
+    /// when it returns `Err` or panics (the panic propagates). A serialization failure (40001) or
+    /// deadlock (40P01), from the body or from `COMMIT`, reruns the whole body in a new
+    /// transaction under `policy`; after the last attempt the last error is returned. No other
+    /// error is retried.
+    pub async fn run<T, F>(self, policy: &RetryPolicy, mut body: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Transaction) -> Result<T>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self.clone().attempt(&mut body).await {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            if !err.is_retryable() || attempt >= policy.attempts {
+                return Err(err);
+            }
+            tokio::time::sleep(policy.delay_after(attempt)).await;
+        }
+    }
+
+    async fn attempt<T, F>(self, body: &mut F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Transaction) -> Result<T>,
+    {
+        let mut tx = self.begin().await?;
+        match body(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // The body's error matters more than a failed rollback; a failed rollback leaves
+                // the connection in doubt, and the pool discards it.
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+}

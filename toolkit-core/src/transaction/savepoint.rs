@@ -1,0 +1,81 @@
+//! Savepoints: real nested `SAVEPOINT`s with validated, quoted names.
+
+use std::ops::Deref;
+
+use super::Transaction;
+use crate::sql::Ident;
+use crate::Result;
+
+/// A savepoint inside a [`Transaction`] (or inside another savepoint).
+///
+/// Derefs to the transaction for queries. [`commit`](Savepoint::commit) releases it;
+/// [`rollback`](Savepoint::rollback) or dropping it undoes the work done since it was created,
+/// keeping the work before it.
+#[derive(Debug)]
+pub struct Savepoint<'a> {
+    tx: &'a mut Transaction,
+    name: Ident,
+    done: bool,
+}
+
+impl<'a> Savepoint<'a> {
+    pub(super) async fn create(tx: &'a mut Transaction, name: &str) -> Result<Savepoint<'a>> {
+        let name = Ident::new(name)?;
+        tx.flush().await?;
+        let statement = format!("SAVEPOINT {}", name.quoted());
+        tx.raw_client()?.batch_execute(&statement).await?;
+        Ok(Savepoint {
+            tx,
+            name,
+            done: false,
+        })
+    }
+
+    /// A savepoint nested inside this one.
+    pub async fn savepoint(&mut self, name: &str) -> Result<Savepoint<'_>> {
+        Savepoint::create(self.tx, name).await
+    }
+
+    /// `RELEASE SAVEPOINT`: keeps the work, which commits or rolls back with the transaction.
+    pub async fn commit(mut self) -> Result<()> {
+        self.tx.flush().await?;
+        self.done = true;
+        let statement = format!("RELEASE SAVEPOINT {}", self.name.quoted());
+        Ok(self.tx.raw_client()?.batch_execute(&statement).await?)
+    }
+
+    /// Undoes the work since the savepoint was created, and removes it.
+    pub async fn rollback(mut self) -> Result<()> {
+        self.done = true;
+        let quoted = self.name.quoted();
+        // A deferred rollback to an inner savepoint is covered by this one.
+        self.tx
+            .pending_rollback_to
+            .lock()
+            .ok()
+            .map(|mut p| p.take());
+        let statement = format!("ROLLBACK TO SAVEPOINT {quoted}; RELEASE SAVEPOINT {quoted}");
+        Ok(self.tx.raw_client()?.batch_execute(&statement).await?)
+    }
+
+    /// The savepoint's name, unquoted.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+}
+
+impl Deref for Savepoint<'_> {
+    type Target = Transaction;
+
+    fn deref(&self) -> &Transaction {
+        self.tx
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.tx.defer_rollback_to(self.name.clone());
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! `#[derive(Entity)]` for the `toolkit` crate. Use it through `toolkit::Entity`.

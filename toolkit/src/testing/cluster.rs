@@ -1,0 +1,336 @@
+//! A throwaway PostgreSQL cluster: initdb + pg_ctl into a temp dir on a free loopback port.
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use toolkit_core::DatabaseSettings;
+
+/// A PostgreSQL cluster of its own, started in a temporary directory on a free port of
+/// 127.0.0.1, stopped and removed when dropped.
+///
+/// The server binaries are found through `TOOLKIT_PG_BIN`, then `PATH`, then
+/// `/usr/lib/postgresql/<newest>/bin`. As root (where `initdb` refuses to run) the binaries run
+/// as the `postgres` system user. A watchdog process removes the cluster even when the test
+/// process dies without running destructors.
+///
+/// ```no_run
+/// use toolkit::testing::TestCluster;
+/// let cluster = TestCluster::builder().password("secret").start()?;
+/// let settings = cluster.settings(); // user postgres, password secret, database postgres
+/// cluster.restart()?;                // pg_ctl restart -m fast
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TestCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    password: Option<String>,
+    run_as: Option<(u32, u32)>,
+    watchdog: Option<Child>,
+}
+
+/// Options for [`TestCluster`]; see [`TestCluster::builder`].
+#[derive(Debug, Default, Clone)]
+pub struct TestClusterBuilder {
+    password: Option<String>,
+    settings: Vec<(String, String)>,
+}
+
+impl TestClusterBuilder {
+    /// Require password (SCRAM) authentication for user `postgres` with this password.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Adds a `postgresql.conf` line `name = 'value'`.
+    pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs initdb and starts the server; blocks until it accepts connections.
+    pub fn start(self) -> io::Result<TestCluster> {
+        TestCluster::launch(self)
+    }
+}
+
+impl TestCluster {
+    /// A trust-auth cluster with default settings.
+    pub fn start() -> io::Result<TestCluster> {
+        TestCluster::builder().start()
+    }
+
+    /// Options for a cluster (password authentication, extra settings).
+    pub fn builder() -> TestClusterBuilder {
+        TestClusterBuilder::default()
+    }
+
+    /// Always `127.0.0.1`.
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// The TCP port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Settings for user `postgres` on database `postgres` of this cluster.
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            host: self.host().into(),
+            port: self.port,
+            user: "postgres".into(),
+            password: self.password.clone().unwrap_or_default(),
+            dbname: "postgres".into(),
+            ..DatabaseSettings::default()
+        }
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`), keeping the data directory.
+    pub fn stop(&self) -> io::Result<()> {
+        self.pg_ctl(&["stop", "-m", "fast", "-w"]).map(drop)
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn start_again(&self) -> io::Result<()> {
+        self.pg_ctl(&["start", "-w", "-t", "60"]).map(drop)
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is terminated, the server comes back.
+    pub fn restart(&self) -> io::Result<()> {
+        self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60"])
+            .map(drop)
+    }
+
+    /// The data directory (for inspecting the server log, `server.log` beside it).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn launch(options: TestClusterBuilder) -> io::Result<TestCluster> {
+        let bin = find_bin_dir()?;
+        let run_as = if effective_uid()? == 0 {
+            Some(postgres_ids()?)
+        } else {
+            None
+        };
+        let dir = tempfile::Builder::new().prefix("toolkit-pg-").tempdir()?;
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
+        }
+        let mut cluster = TestCluster {
+            dir,
+            bin,
+            port: 0,
+            password: options.password.clone(),
+            run_as,
+            watchdog: None,
+        };
+        cluster.initdb()?;
+        cluster.watchdog = Some(cluster.spawn_watchdog()?);
+        let mut conf = String::from(
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n\
+             synchronous_commit = off\nfull_page_writes = off\nmax_connections = 300\n\
+             shared_buffers = '64MB'\nlog_min_messages = warning\n",
+        );
+        for (name, value) in &options.settings {
+            conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
+        }
+        // Another process may take the port between our probe and the server's bind: retry.
+        let mut last_err = None;
+        for _ in 0..5 {
+            cluster.port = free_port()?;
+            let conf_path = cluster.data_dir().join("postgresql.auto.conf");
+            fs::write(&conf_path, format!("{conf}port = {}\n", cluster.port))?;
+            cluster.chown(&conf_path)?;
+            match cluster.pg_ctl(&["start", "-w", "-t", "60"]) {
+                Ok(_) => return Ok(cluster),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("server did not start")))
+    }
+
+    fn initdb(&self) -> io::Result<()> {
+        let data = self.data_dir();
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "-N"]);
+        match &self.password {
+            Some(password) => {
+                let pwfile = self.dir.path().join("pwfile");
+                fs::File::create(&pwfile)?.write_all(password.as_bytes())?;
+                self.chown(&pwfile)?;
+                cmd.arg(format!("--pwfile={}", pwfile.display()))
+                    .args(["-A", "scram-sha-256"]);
+            }
+            None => {
+                cmd.args(["-A", "trust"]);
+            }
+        }
+        run(cmd, "initdb")?;
+        Ok(())
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> io::Result<Output> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(args);
+        run(cmd, "pg_ctl").map_err(|err| {
+            let log = fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+            let tail: String = log
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            io::Error::other(format!("{err}\nserver log:\n{tail}"))
+        })
+    }
+
+    /// A shell loop that outlives us: once our process is gone it stops the server and removes
+    /// the directory, so a crashed or `process::exit`ed test binary leaves nothing running.
+    fn spawn_watchdog(&self) -> io::Result<Child> {
+        let script = format!(
+            "trap '' INT TERM HUP; while [ -d /proc/{pid} ]; do sleep 0.5; done; \
+             '{pg_ctl}' -D '{data}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.data_dir().display(),
+            dir = self.dir.path().display(),
+        );
+        let mut cmd = self.command_path(Path::new("/bin/sh"));
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.spawn()
+    }
+
+    fn command(&self, program: &str) -> Command {
+        self.command_path(&self.bin.join(program))
+    }
+
+    fn command_path(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(self.dir.path())
+            .env_remove("PGDATA")
+            .env("LC_ALL", "C");
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    fn chown(&self, path: &Path) -> io::Result<()> {
+        match self.run_as {
+            Some((uid, gid)) => std::os::unix::fs::chown(path, Some(uid), Some(gid)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+        // TempDir removes the directory after this.
+    }
+}
+
+fn run(mut cmd: Command, what: &str) -> io::Result<Output> {
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run {what}: {e}")))?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    Err(io::Error::other(format!(
+        "{what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )))
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn find_bin_dir() -> io::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("TOOLKIT_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(dir) = std::env::split_paths(&path)
+            .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        {
+            return Ok(dir);
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql/*/bin; \
+             install them (Debian/Ubuntu: apt-get install postgresql) or set TOOLKIT_PG_BIN",
+        )
+    })
+}
+
+fn effective_uid() -> io::Result<u32> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .and_then(|euid| euid.parse().ok())
+        .ok_or_else(|| io::Error::other("cannot read the effective uid from /proc/self/status"))
+}
+
+fn postgres_ids() -> io::Result<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd")?;
+    passwd
+        .lines()
+        .find_map(|line| {
+            let mut parts = line.split(':');
+            if parts.next()? != "postgres" {
+                return None;
+            }
+            let uid = parts.nth(1)?.parse().ok()?;
+            let gid = parts.next()?.parse().ok()?;
+            Some((uid, gid))
+        })
+        .ok_or_else(|| {
+            io::Error::other("running as root, but there is no `postgres` system user to run initdb and postgres as")
+        })
+}
