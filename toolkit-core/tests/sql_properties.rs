@@ -19,10 +19,51 @@ enum Token {
 
 /// Everything the builder may write outside identifiers and placeholders.
 const VOCABULARY: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE", "ANY", "ALL", "ORDER", "BY",
-    "ASC", "DESC", "LIMIT", "OFFSET", "INSERT", "INTO", "VALUES", "DEFAULT", "UPDATE", "SET", "DELETE",
-    "RETURNING", "ON", "CONFLICT", "DO", "NOTHING", "EXCLUDED", "COUNT", "EXISTS", "AS", "(", ")", ",", ".",
-    "*", "=", "<>", "<", ">", "<=", ">=",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "IS",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "ANY",
+    "ALL",
+    "ORDER",
+    "BY",
+    "ASC",
+    "DESC",
+    "LIMIT",
+    "OFFSET",
+    "INSERT",
+    "INTO",
+    "VALUES",
+    "DEFAULT",
+    "UPDATE",
+    "SET",
+    "DELETE",
+    "RETURNING",
+    "ON",
+    "CONFLICT",
+    "DO",
+    "NOTHING",
+    "EXCLUDED",
+    "COUNT",
+    "EXISTS",
+    "AS",
+    "(",
+    ")",
+    ",",
+    ".",
+    "*",
+    "=",
+    "<>",
+    "<",
+    ">",
+    "<=",
+    ">=",
 ];
 
 /// A deliberately small SQL lexer: quoted identifiers (with `""` escapes), `$n`, words, numbers
@@ -63,7 +104,11 @@ fn lex(sql: &str) -> Result<Vec<Token>, String> {
                 i += 1;
             }
             let digits: String = chars[start..i].iter().collect();
-            tokens.push(Token::Param(digits.parse().map_err(|_| format!("bad placeholder in {sql:?}"))?));
+            tokens.push(Token::Param(
+                digits
+                    .parse()
+                    .map_err(|_| format!("bad placeholder in {sql:?}"))?,
+            ));
         } else if c.is_ascii_alphanumeric() {
             let start = i;
             while chars.get(i).is_some_and(char::is_ascii_alphanumeric) {
@@ -72,7 +117,11 @@ fn lex(sql: &str) -> Result<Vec<Token>, String> {
             tokens.push(Token::Word(chars[start..i].iter().collect()));
         } else {
             let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
-            let op = if ["<>", "<=", ">="].contains(&two.as_str()) { two } else { c.to_string() };
+            let op = if ["<>", "<=", ">="].contains(&two.as_str()) {
+                two
+            } else {
+                c.to_string()
+            };
             if !VOCABULARY.contains(&op.as_str()) {
                 return Err(format!("unexpected {op:?} in {sql:?}"));
             }
@@ -191,17 +240,19 @@ fn stmt() -> impl Strategy<Value = Stmt> {
         prop::collection::vec(name(), 0..3),
         prop::collection::vec("'[^']{0,12}'", 0..4),
     )
-        .prop_map(|(kind, schema, table, columns, filter, rows, limit, returning, values)| Stmt {
-            kind,
-            schema,
-            table,
-            columns,
-            filter,
-            rows,
-            limit,
-            returning,
-            values,
-        })
+        .prop_map(
+            |(kind, schema, table, columns, filter, rows, limit, returning, values)| Stmt {
+                kind,
+                schema,
+                table,
+                columns,
+                filter,
+                rows,
+                limit,
+                returning,
+                values,
+            },
+        )
 }
 
 impl Stmt {
