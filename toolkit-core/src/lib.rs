@@ -3,16 +3,25 @@
 #![deny(missing_docs)]
 
 mod database;
+mod entity;
 mod error;
 mod pool;
+mod repository;
 mod retry;
 mod settings;
+mod statement_cache;
 pub mod sql;
 mod transaction;
 
 pub use database::Database;
+pub use entity::{Column, Entity, EntityMeta, EntitySql, JsonParam, Param};
+
+/// What `#[derive(Entity)]` expands to reaches the runtime only through here; not a public API.
+#[doc(hidden)]
+pub use entity::private as __private;
 pub use error::{BoxError, Error, PoolErrorKind, Result};
 pub use pool::{Connection, Pool};
+pub use repository::{Executor, ExecutorRef, Repository};
 pub use retry::RetryPolicy;
 pub use settings::DatabaseSettings;
 pub use transaction::{

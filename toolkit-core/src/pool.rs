@@ -11,6 +11,7 @@ use bb8_postgres::PostgresConnectionManager;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::DisplayChain;
+use crate::statement_cache::StatementCache;
 use crate::{DatabaseSettings, Error, PoolErrorKind, Result};
 
 /// One pooled server connection and what the toolkit knows about it.
@@ -19,7 +20,8 @@ pub(crate) struct PgConnection {
     /// Set before anything that opens a transaction is sent and cleared only once the server
     /// confirmed its end. A connection returned while this is set is discarded, never reused:
     /// the pool cannot tell whether a cancelled `BEGIN`/`COMMIT` reached the server.
-    pub(crate) in_doubt: bool,
+    pub(crate) in_doubt: AtomicBool,
+    pub(crate) statements: StatementCache,
 }
 
 /// State shared by the pool's manager and every [`Pool`] handle.
@@ -49,6 +51,7 @@ impl Shared {
 pub(crate) struct Manager {
     inner: PostgresConnectionManager<NoTls>,
     shared: Arc<Shared>,
+    statement_cache_size: usize,
 }
 
 impl bb8::ManageConnection for Manager {
@@ -62,7 +65,8 @@ impl bb8::ManageConnection for Manager {
                 self.shared.record(None);
                 Ok(PgConnection {
                     client,
-                    in_doubt: false,
+                    in_doubt: AtomicBool::new(false),
+                    statements: StatementCache::new(self.statement_cache_size),
                 })
             }
             Err(err) => {
@@ -82,7 +86,7 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        conn.in_doubt || conn.client.is_closed() || self.shared.closed.load(Ordering::Acquire)
+        conn.in_doubt.load(Ordering::Acquire) || conn.client.is_closed() || self.shared.closed.load(Ordering::Acquire)
     }
 }
 
@@ -118,6 +122,7 @@ impl Pool {
         let manager = Manager {
             inner: PostgresConnectionManager::new(settings.pg_config(), NoTls),
             shared: shared.clone(),
+            statement_cache_size: settings.statement_cache_size,
         };
         let built = bb8::Pool::builder()
             .max_size(settings.max_pool_size)
@@ -253,8 +258,19 @@ impl Connection {
     /// Marks the connection as possibly inside a transaction (set before `BEGIN` is sent) or
     /// as known clean (after the server confirmed `COMMIT`/`ROLLBACK`). Returned in doubt, it
     /// is discarded instead of reused.
-    pub(crate) fn set_in_doubt(&mut self, in_doubt: bool) {
-        self.conn.in_doubt = in_doubt;
+    pub(crate) fn set_in_doubt(&self, in_doubt: bool) {
+        self.conn.in_doubt.store(in_doubt, Ordering::Release);
+    }
+}
+
+impl Connection {
+    pub(crate) fn statements(&self) -> &StatementCache {
+        &self.conn.statements
+    }
+
+    /// Number of prepared statements this connection keeps (bounded by `statement_cache_size`).
+    pub fn cached_statements(&self) -> usize {
+        self.conn.statements.len()
     }
 }
 

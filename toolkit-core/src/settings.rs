@@ -56,6 +56,9 @@ pub struct DatabaseSettings {
     /// TLS mode. Only `disable` and `prefer` (which falls back to plain TCP) are supported until
     /// TLS lands; `require` is rejected by validation. Default `prefer`.
     pub ssl_mode: SslMode,
+    /// Prepared statements each pooled connection keeps (least recently used evicted first).
+    /// `0` disables the cache: every statement is prepared per call. Default 256.
+    pub statement_cache_size: usize,
     /// Retry policy of [`Database::ping_postgres`](crate::Database::ping_postgres) and `init_db`.
     pub connect_retry: RetryPolicy,
     /// Retry policy of `run_in_transaction` for serialization failures and deadlocks.
@@ -80,6 +83,7 @@ impl Default for DatabaseSettings {
             enable_json_adapters: true,
             application_name: "toolkit".into(),
             ssl_mode: SslMode::Prefer,
+            statement_cache_size: 256,
             connect_retry: RetryPolicy::default(),
             transaction_retry: RetryPolicy {
                 attempts: 5,
@@ -116,6 +120,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("enable_json_adapters", &self.enable_json_adapters)
             .field("application_name", &self.application_name)
             .field("ssl_mode", &self.ssl_mode)
+            .field("statement_cache_size", &self.statement_cache_size)
             .field("connect_retry", &self.connect_retry)
             .field("transaction_retry", &self.transaction_retry)
             .finish()

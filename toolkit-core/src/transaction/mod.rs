@@ -49,7 +49,7 @@ impl std::fmt::Debug for Transaction {
 impl Transaction {
     /// Sends `begin` on `conn`, which is marked in doubt before the statement leaves, so a
     /// cancelled `BEGIN` can never hand an open transaction to the next user.
-    pub(crate) async fn begin(mut conn: Connection, begin: &str) -> Result<Transaction> {
+    pub(crate) async fn begin(conn: Connection, begin: &str) -> Result<Transaction> {
         conn.set_in_doubt(true);
         let tx = Transaction {
             conn: Some(conn),
@@ -82,6 +82,11 @@ impl Transaction {
         self.raw_client()
     }
 
+    /// The pooled connection, for the repository's statement cache (flush first).
+    pub(crate) fn connection(&self) -> Result<&Connection> {
+        self.conn.as_ref().ok_or_else(|| Error::NotAvailable { message: "the transaction is already finished".into() })
+    }
+
     fn raw_client(&self) -> Result<&Client> {
         self.conn.as_deref().ok_or_else(|| Error::NotAvailable {
             message: "the transaction is already finished".into(),
@@ -90,7 +95,7 @@ impl Transaction {
 
     async fn finish(&mut self, statement: &str) -> Result<()> {
         let outcome = self.raw_client()?.batch_execute(statement).await;
-        let Some(mut conn) = self.conn.take() else {
+        let Some(conn) = self.conn.take() else {
             return Ok(());
         };
         if outcome.is_ok() {
@@ -126,7 +131,7 @@ impl Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
+        let Some(conn) = self.conn.take() else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -1,0 +1,117 @@
+//! `create_bulk`: one atomic `INSERT` whatever the size, by the fastest correct route.
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::ToSql;
+
+use super::executor::{ExecutorRef, Handle};
+use super::refs;
+use crate::entity::{Entity, EntitySql, Param};
+use crate::sql::{quote_ident, Insert, MAX_PARAMS};
+use crate::{Error, Result};
+
+/// Above this many rows a binary COPY beats a multi-row VALUES (measured by the benchmark: the
+/// parse and bind cost of VALUES grows with the statement, COPY streams).
+const VALUES_MAX_ROWS: usize = 256;
+
+pub(super) async fn create_bulk<E: Entity>(executor: ExecutorRef<'_>, values: &[E]) -> Result<Vec<E>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = E::sql()?;
+    let per_row = sql.insert_columns.len();
+    if per_row == 0 {
+        return Err(Error::InvalidData {
+            table: E::META.display_name(),
+            field: String::new(),
+            message: "create_bulk needs at least one column that is not generated; use create".into(),
+            source: None,
+        });
+    }
+    let handle = executor.acquire().await?;
+    if values.len() <= VALUES_MAX_ROWS && values.len() * per_row <= MAX_PARAMS {
+        values_insert(&handle, sql, values).await
+    } else {
+        copy_insert(&handle, sql, values).await
+    }
+}
+
+async fn values_insert<E: Entity>(handle: &Handle<'_>, sql: &EntitySql, values: &[E]) -> Result<Vec<E>> {
+    let meta = E::META;
+    let names: Vec<&str> = sql.insert_columns.iter().map(|&i| meta.columns[i].name).collect();
+    let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
+    let statement = Insert::into(meta.table_ref()).columns(&names).rows(values.len()).returning(&all).build()?;
+    let mut params: Vec<Param<'_>> = Vec::with_capacity(values.len() * names.len());
+    for value in values {
+        for &index in &sql.insert_columns {
+            params.push(value.param(index)?);
+        }
+    }
+    let rows = handle.query(statement.sql(), &refs(&params)).await?;
+    rows.iter().map(E::from_row).collect()
+}
+
+/// Binary COPY into a temporary table, then one `INSERT ... SELECT ... RETURNING`: the final
+/// insert is a single statement, so it is all or nothing in or out of a transaction. Rows come
+/// back in input order because the temporary table is read in the order COPY wrote it.
+async fn copy_insert<E: Entity>(handle: &Handle<'_>, sql: &EntitySql, values: &[E]) -> Result<Vec<E>> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let meta = E::META;
+    let temp = quote_ident(&format!("toolkit_bulk_{}", COUNTER.fetch_add(1, Ordering::Relaxed)))?;
+    let mut insert_list = String::new();
+    for (n, &index) in sql.insert_columns.iter().enumerate() {
+        if n > 0 {
+            insert_list.push_str(", ");
+        }
+        insert_list.push_str(&quote_ident(meta.columns[index].name)?);
+    }
+    let mut all_list = String::new();
+    for (n, column) in meta.columns.iter().enumerate() {
+        if n > 0 {
+            all_list.push_str(", ");
+        }
+        all_list.push_str(&quote_ident(column.name)?);
+    }
+    let client = handle.client();
+    let create = format!(
+        "CREATE TEMPORARY TABLE pg_temp.{temp} AS SELECT {insert_list} FROM {table} WITH NO DATA",
+        table = sql.table
+    );
+    client.batch_execute(&create).await?;
+    let outcome = async {
+        let types: Vec<_> = client
+            .prepare(&format!("SELECT {insert_list} FROM pg_temp.{temp}"))
+            .await?
+            .columns()
+            .iter()
+            .map(|c| c.type_().clone())
+            .collect();
+        let sink = client.copy_in(&format!("COPY pg_temp.{temp} ({insert_list}) FROM STDIN (FORMAT binary)")).await?;
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+        let mut row: Vec<Param<'_>> = Vec::with_capacity(sql.insert_columns.len());
+        for value in values {
+            row.clear();
+            for &index in &sql.insert_columns {
+                row.push(value.param(index)?);
+            }
+            let bound: Vec<&(dyn ToSql + Sync)> = refs(&row);
+            writer.as_mut().write(&bound).await?;
+        }
+        writer.finish().await?;
+        let insert = format!(
+            "INSERT INTO {table} ({insert_list}) SELECT {insert_list} FROM pg_temp.{temp} RETURNING {all_list}",
+            table = sql.table
+        );
+        let rows = client.query(&insert, &[]).await?;
+        rows.iter().map(E::from_row).collect::<Result<Vec<E>>>()
+    }
+    .await;
+    // Inside a failed transaction the DROP fails too; the transaction's end removes nothing,
+    // but the table lives only as long as the session and holds no rows that were committed.
+    let dropped = client.batch_execute(&format!("DROP TABLE IF EXISTS pg_temp.{temp}")).await;
+    let rows = outcome?;
+    dropped?;
+    Ok(rows)
+}

@@ -1,0 +1,184 @@
+//! Where a repository runs its statements: a database (one checkout per call), a pooled
+//! connection, a transaction or savepoint, or a plain driver client.
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
+
+use crate::statement_cache::StatementCache;
+use crate::{Connection, Database, Error, Pool, Result, Savepoint, SqlState, Transaction};
+
+/// Something a [`Repository`](crate::Repository) can run statements on.
+pub trait Executor: Sync {
+    /// The executor as the repository sees it.
+    fn executor(&self) -> ExecutorRef<'_>;
+}
+
+/// A borrowed executor of any kind; see [`Executor`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum ExecutorRef<'a> {
+    /// Checks out a pooled connection for each call.
+    Database(&'a Database),
+    /// Checks out a connection from this pool for each call.
+    Pool(&'a Pool),
+    /// A pooled connection (with its prepared-statement cache).
+    Connection(&'a Connection),
+    /// A transaction: statements see its uncommitted writes.
+    Transaction(&'a Transaction),
+    /// A plain driver client: no statement cache, statements prepared per call.
+    Client(&'a Client),
+}
+
+impl Executor for Database {
+    fn executor(&self) -> ExecutorRef<'_> {
+        ExecutorRef::Database(self)
+    }
+}
+
+impl Executor for Pool {
+    fn executor(&self) -> ExecutorRef<'_> {
+        ExecutorRef::Pool(self)
+    }
+}
+
+impl Executor for Connection {
+    fn executor(&self) -> ExecutorRef<'_> {
+        ExecutorRef::Connection(self)
+    }
+}
+
+impl Executor for Transaction {
+    fn executor(&self) -> ExecutorRef<'_> {
+        ExecutorRef::Transaction(self)
+    }
+}
+
+impl Executor for Savepoint<'_> {
+    fn executor(&self) -> ExecutorRef<'_> {
+        ExecutorRef::Transaction(self)
+    }
+}
+
+impl Executor for Client {
+    fn executor(&self) -> ExecutorRef<'_> {
+        ExecutorRef::Client(self)
+    }
+}
+
+/// A connection ready for one repository call.
+// Lives on the stack for one call; boxing the owned connection would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Handle<'a> {
+    Owned(Connection),
+    Borrowed(&'a Connection),
+    Transaction(&'a Connection),
+    Client(&'a Client),
+}
+
+impl<'a> ExecutorRef<'a> {
+    pub(crate) async fn acquire(self) -> Result<Handle<'a>> {
+        Ok(match self {
+            ExecutorRef::Database(db) => Handle::Owned(db.connection().await?),
+            ExecutorRef::Pool(pool) => Handle::Owned(pool.get().await?),
+            ExecutorRef::Connection(conn) => Handle::Borrowed(conn),
+            ExecutorRef::Transaction(tx) => {
+                // A savepoint dropped earlier must be rolled back before our statement runs.
+                tx.client().await?;
+                Handle::Transaction(tx.connection()?)
+            }
+            ExecutorRef::Client(client) => Handle::Client(client),
+        })
+    }
+}
+
+impl Handle<'_> {
+    pub(crate) fn client(&self) -> &Client {
+        match self {
+            Handle::Owned(conn) => conn,
+            Handle::Borrowed(conn) | Handle::Transaction(conn) => conn,
+            Handle::Client(client) => client,
+        }
+    }
+
+    pub(crate) fn connection(&self) -> Option<&Connection> {
+        match self {
+            Handle::Owned(conn) => Some(conn),
+            Handle::Borrowed(conn) | Handle::Transaction(conn) => Some(conn),
+            Handle::Client(_) => None,
+        }
+    }
+
+    /// True when the statements run inside a transaction block the caller controls.
+    pub(crate) fn in_transaction(&self) -> bool {
+        matches!(self, Handle::Transaction(_))
+    }
+
+    fn cache(&self) -> Option<&StatementCache> {
+        self.connection().map(Connection::statements)
+    }
+
+    pub(crate) async fn prepare(&self, sql: &str) -> Result<Statement> {
+        match self.cache() {
+            Some(cache) => cache.prepare(self.client(), sql).await,
+            None => Ok(self.client().prepare(sql).await?),
+        }
+    }
+
+    /// Runs `sql` through the statement cache. A cached statement the server no longer accepts
+    /// (its table was altered or dropped and re-created) is prepared again and run once more,
+    /// unless we are inside a transaction, which the failure has already aborted.
+    pub(crate) async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let statement = self.prepare(sql).await?;
+        match self.client().query(&statement, params).await {
+            Ok(rows) => Ok(rows),
+            Err(err) if is_stale_statement(&err) && !self.in_transaction() => {
+                if let Some(cache) = self.cache() {
+                    cache.evict(sql);
+                }
+                let statement = self.prepare(sql).await?;
+                Ok(self.client().query(&statement, params).await?)
+            }
+            Err(err) => Err(Error::from(err)),
+        }
+    }
+
+    pub(crate) async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        let mut rows = self.query(sql, params).await?;
+        Ok(rows.pop())
+    }
+
+    pub(crate) async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.query_opt(sql, params).await?.ok_or_else(|| Error::InvalidData {
+            table: String::new(),
+            field: String::new(),
+            message: format!("expected one row from {sql}, got none"),
+            source: None,
+        })
+    }
+
+    pub(crate) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = self.prepare(sql).await?;
+        match self.client().execute(&statement, params).await {
+            Ok(n) => Ok(n),
+            Err(err) if is_stale_statement(&err) && !self.in_transaction() => {
+                if let Some(cache) = self.cache() {
+                    cache.evict(sql);
+                }
+                let statement = self.prepare(sql).await?;
+                Ok(self.client().execute(&statement, params).await?)
+            }
+            Err(err) => Err(Error::from(err)),
+        }
+    }
+}
+
+/// "cached plan must not change result type" (0A000) or a statement the server lost (26000).
+fn is_stale_statement(err: &tokio_postgres::Error) -> bool {
+    match err.code() {
+        Some(code) if *code == SqlState::INVALID_SQL_STATEMENT_NAME => true,
+        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED => {
+            err.as_db_error().is_some_and(|db| db.message().contains("cached plan"))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,184 @@
+//! `Repository<E>`: typed CRUD for a `#[derive(Entity)]` struct on any executor.
+
+mod bulk;
+mod executor;
+
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+
+use tokio_postgres::types::ToSql;
+
+use crate::entity::{Entity, Param};
+use crate::sql::{col, Update};
+use crate::{Error, Result};
+
+pub use executor::{Executor, ExecutorRef};
+
+/// Typed CRUD for entity `E` on an executor: a [`Database`](crate::Database) (a connection is
+/// checked out per call), a pooled [`Connection`](crate::Connection), a
+/// [`Transaction`](crate::Transaction) or [`Savepoint`](crate::Savepoint), or a
+/// `tokio_postgres::Client`.
+///
+/// Statements are rendered once per process and prepared once per connection (kept in the
+/// connection's bounded statement cache), so a repeated call costs one round trip.
+///
+/// ```no_run
+/// # use toolkit_core as toolkit;
+/// # async fn demo<User: toolkit::Entity<Id = i64>>(db: toolkit::Database, user: User) -> toolkit::Result<()> {
+/// use toolkit::Repository;
+/// let repo = Repository::<User>::new(&db);
+/// let created = repo.create(&user).await?;
+/// let again = repo.get_by_id(created.id()).await?;
+/// assert!(repo.exists(1).await? || repo.count().await? >= 1);
+/// # Ok(()) }
+/// ```
+pub struct Repository<'e, E> {
+    executor: ExecutorRef<'e>,
+    entity: PhantomData<fn() -> E>,
+}
+
+impl<E> std::fmt::Debug for Repository<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository").field("entity", &std::any::type_name::<E>()).field("executor", &self.executor).finish()
+    }
+}
+
+impl<E> Clone for Repository<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Repository<'_, E> {}
+
+fn refs<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl<'e, E: Entity> Repository<'e, E> {
+    /// A repository running on `executor`.
+    pub fn new<X: Executor + ?Sized>(executor: &'e X) -> Self {
+        Repository { executor: executor.executor(), entity: PhantomData }
+    }
+
+    fn not_found(id: &E::Id) -> Error {
+        Error::RecordNotFound { table: E::META.display_name(), key: format!("{id:?}") }
+    }
+
+    fn params_of<'v>(value: &'v E, columns: &[usize]) -> Result<Vec<Param<'v>>> {
+        columns.iter().map(|&i| value.param(i)).collect()
+    }
+
+    /// Inserts `value` (generated columns are left to the database) and returns the stored row,
+    /// generated columns filled in.
+    pub async fn create(&self, value: &E) -> Result<E> {
+        let sql = E::sql()?;
+        let params = Self::params_of(value, &sql.insert_columns)?;
+        let handle = self.executor.acquire().await?;
+        let row = handle.query_one(&sql.insert, &refs(&params)).await?;
+        E::from_row(&row)
+    }
+
+    /// Inserts all `values` in one statement, all or nothing, and returns the stored rows in
+    /// input order. Small batches use a multi-row `VALUES`; large ones a binary `COPY` into a
+    /// temporary table followed by one `INSERT ... SELECT ... RETURNING`.
+    pub async fn create_bulk(&self, values: &[E]) -> Result<Vec<E>> {
+        bulk::create_bulk(self.executor, values).await
+    }
+
+    /// The row with key `id`, or [`Error::RecordNotFound`].
+    pub async fn get_by_id(&self, id: impl Borrow<E::Id>) -> Result<E> {
+        let id = id.borrow();
+        let sql = E::sql()?;
+        let handle = self.executor.acquire().await?;
+        match handle.query_opt(&sql.get_by_id, &[id]).await? {
+            Some(row) => E::from_row(&row),
+            None => Err(Self::not_found(id)),
+        }
+    }
+
+    /// Every row of the table.
+    pub async fn get_all(&self) -> Result<Vec<E>> {
+        let sql = E::sql()?;
+        let handle = self.executor.acquire().await?;
+        let rows = handle.query(&sql.get_all, &[]).await?;
+        rows.iter().map(E::from_row).collect()
+    }
+
+    /// Writes the columns the patch sets and returns the stored row. An empty patch is
+    /// [`Error::InvalidData`] (nothing is sent); a missing key is [`Error::RecordNotFound`].
+    pub async fn update(&self, id: impl Borrow<E::Id>, patch: E::Patch) -> Result<E> {
+        let id = id.borrow();
+        let sql = E::sql()?;
+        let meta = E::META;
+        let mut names = Vec::new();
+        let mut params = Vec::new();
+        for &index in &sql.update_columns {
+            if let Some(param) = E::patch_param(&patch, index) {
+                names.push(meta.columns[index].name);
+                params.push(param?);
+            }
+        }
+        if params.is_empty() {
+            return Err(Error::InvalidData {
+                table: meta.display_name(),
+                field: "patch".into(),
+                message: "the patch sets no column; nothing to update".into(),
+                source: None,
+            });
+        }
+        let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
+        let key = meta.key_column()?.name;
+        let statement = Update::table(meta.table_ref()).set(&names).filter(col(key).eq()).returning(&all).build()?;
+        let mut bound = refs(&params);
+        bound.push(id);
+        let handle = self.executor.acquire().await?;
+        match handle.query_opt(statement.sql(), &bound).await? {
+            Some(row) => E::from_row(&row),
+            None => Err(Self::not_found(id)),
+        }
+    }
+
+    /// Writes every non-key, non-generated column of `value` to the row with its key, and
+    /// returns the stored row; a missing key is [`Error::RecordNotFound`].
+    pub async fn save(&self, value: &E) -> Result<E> {
+        let sql = E::sql()?;
+        let Some(save) = &sql.save else {
+            // Nothing is writable: saving is reading back.
+            return self.get_by_id(value.id()).await;
+        };
+        let params = Self::params_of(value, &sql.update_columns)?;
+        let mut bound = refs(&params);
+        bound.push(value.id());
+        let handle = self.executor.acquire().await?;
+        match handle.query_opt(save, &bound).await? {
+            Some(row) => E::from_row(&row),
+            None => Err(Self::not_found(value.id())),
+        }
+    }
+
+    /// Deletes the row with key `id`; a missing key is [`Error::RecordNotFound`].
+    pub async fn delete(&self, id: impl Borrow<E::Id>) -> Result<()> {
+        let id = id.borrow();
+        let sql = E::sql()?;
+        let handle = self.executor.acquire().await?;
+        match handle.execute(&sql.delete, &[id]).await? {
+            0 => Err(Self::not_found(id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a row with key `id` exists.
+    pub async fn exists(&self, id: impl Borrow<E::Id>) -> Result<bool> {
+        let sql = E::sql()?;
+        let handle = self.executor.acquire().await?;
+        Ok(handle.query_one(&sql.exists, &[id.borrow()]).await?.try_get(0)?)
+    }
+
+    /// Number of rows in the table.
+    pub async fn count(&self) -> Result<i64> {
+        let sql = E::sql()?;
+        let handle = self.executor.acquire().await?;
+        Ok(handle.query_one(&sql.count, &[]).await?.try_get(0)?)
+    }
+}
