@@ -9,8 +9,8 @@ mod pool;
 mod repository;
 mod retry;
 mod settings;
-mod statement_cache;
 pub mod sql;
+mod statement_cache;
 mod transaction;
 
 pub use database::Database;

@@ -22,6 +22,14 @@ pub(crate) struct PgConnection {
     /// the pool cannot tell whether a cancelled `BEGIN`/`COMMIT` reached the server.
     pub(crate) in_doubt: AtomicBool,
     pub(crate) statements: StatementCache,
+    deadlines: Deadlines,
+}
+
+/// Client-side limits copied from the settings into every connection.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    query: Option<Duration>,
+    cancel: Duration,
 }
 
 /// State shared by the pool's manager and every [`Pool`] handle.
@@ -52,6 +60,7 @@ pub(crate) struct Manager {
     inner: PostgresConnectionManager<NoTls>,
     shared: Arc<Shared>,
     statement_cache_size: usize,
+    deadlines: Deadlines,
 }
 
 impl bb8::ManageConnection for Manager {
@@ -67,6 +76,7 @@ impl bb8::ManageConnection for Manager {
                     client,
                     in_doubt: AtomicBool::new(false),
                     statements: StatementCache::new(self.statement_cache_size),
+                    deadlines: self.deadlines,
                 })
             }
             Err(err) => {
@@ -86,7 +96,9 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        conn.in_doubt.load(Ordering::Acquire) || conn.client.is_closed() || self.shared.closed.load(Ordering::Acquire)
+        conn.in_doubt.load(Ordering::Acquire)
+            || conn.client.is_closed()
+            || self.shared.closed.load(Ordering::Acquire)
     }
 }
 
@@ -123,6 +135,10 @@ impl Pool {
             inner: PostgresConnectionManager::new(settings.pg_config(), NoTls),
             shared: shared.clone(),
             statement_cache_size: settings.statement_cache_size,
+            deadlines: Deadlines {
+                query: settings.query_timeout,
+                cancel: settings.connection_timeout,
+            },
         };
         let built = bb8::Pool::builder()
             .max_size(settings.max_pool_size)
@@ -266,6 +282,41 @@ impl Connection {
 impl Connection {
     pub(crate) fn statements(&self) -> &StatementCache {
         &self.conn.statements
+    }
+
+    /// Runs `operation` under the `query_timeout` deadline. When it expires the connection is
+    /// abandoned (see [`Connection::abandon`]) and [`Error::Timeout`] returned.
+    pub(crate) async fn within_deadline<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(limit) = self.conn.deadlines.query else {
+            return operation.await;
+        };
+        match tokio::time::timeout(limit, operation).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.abandon();
+                Err(Error::Timeout {
+                    operation: "query",
+                    after: limit,
+                })
+            }
+        }
+    }
+
+    /// Gives up on this connection: the pool discards it when it comes back, and the server is
+    /// asked (on a separate connection, bounded by `connection_timeout`) to cancel whatever it
+    /// is running, so a stuck statement does not hold locks until the server notices.
+    pub(crate) fn abandon(&self) {
+        self.set_in_doubt(true);
+        let token = self.conn.client.cancel_token();
+        let limit = self.conn.deadlines.cancel;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(limit, token.cancel_query(NoTls)).await;
+            });
+        }
     }
 
     /// Number of prepared statements this connection keeps (bounded by `statement_cache_size`).

@@ -42,6 +42,16 @@ pub struct DatabaseSettings {
     pub pool_timeout: Duration,
     /// Longest wait for one TCP connect plus authentication. Default 5 s.
     pub connection_timeout: Duration,
+    /// Client-side deadline of each statement a repository or transaction sends. When it
+    /// expires the query is cancelled on the server, the connection is discarded (a silent
+    /// network may have left it half-open) and [`Error::Timeout`] is returned. Default `None`.
+    pub query_timeout: Option<Duration>,
+    /// TCP keepalive idle time: a peer that stops answering is detected by the kernel after this
+    /// plus three probes 5 s apart. Default 15 s; `None` turns keepalives off.
+    pub tcp_keepalive: Option<Duration>,
+    /// Linux `TCP_USER_TIMEOUT`: the kernel drops a connection whose sent data stays
+    /// unacknowledged this long. Default 30 s; `None` leaves the system default (minutes).
+    pub tcp_user_timeout: Option<Duration>,
     /// Server-side `statement_timeout` for every pooled connection, set at connect time.
     /// Default `None` (the server's own setting).
     pub statement_timeout: Option<Duration>,
@@ -78,6 +88,9 @@ impl Default for DatabaseSettings {
             max_pool_size: 20,
             pool_timeout: Duration::from_secs(30),
             connection_timeout: Duration::from_secs(5),
+            query_timeout: None,
+            tcp_keepalive: Some(Duration::from_secs(15)),
+            tcp_user_timeout: Some(Duration::from_secs(30)),
             statement_timeout: None,
             idle_in_transaction_timeout: Some(Duration::from_secs(300)),
             enable_json_adapters: true,
@@ -112,6 +125,9 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_pool_size", &self.max_pool_size)
             .field("pool_timeout", &self.pool_timeout)
             .field("connection_timeout", &self.connection_timeout)
+            .field("query_timeout", &self.query_timeout)
+            .field("tcp_keepalive", &self.tcp_keepalive)
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field(
                 "idle_in_transaction_timeout",
@@ -284,6 +300,18 @@ impl DatabaseSettings {
                 "must be longer than zero",
             ));
         }
+        for (field, value) in [
+            ("query_timeout", self.query_timeout),
+            ("tcp_keepalive", self.tcp_keepalive),
+            ("tcp_user_timeout", self.tcp_user_timeout),
+        ] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(Error::settings(
+                    field,
+                    "must be longer than zero; use None to turn it off",
+                ));
+            }
+        }
         check_server_timeout("statement_timeout", self.statement_timeout)?;
         check_server_timeout(
             "idle_in_transaction_timeout",
@@ -315,7 +343,16 @@ impl DatabaseSettings {
             .application_name(&self.application_name)
             .connect_timeout(self.connection_timeout)
             .ssl_mode(self.ssl_mode)
-            .keepalives(true);
+            .keepalives(self.tcp_keepalive.is_some());
+        if let Some(idle) = self.tcp_keepalive {
+            config
+                .keepalives_idle(idle)
+                .keepalives_interval(Duration::from_secs(5))
+                .keepalives_retries(3);
+        }
+        if let Some(timeout) = self.tcp_user_timeout {
+            config.tcp_user_timeout(timeout);
+        }
         if !self.password.is_empty() {
             config.password(&self.password);
         }

@@ -20,7 +20,9 @@ pub(crate) struct StatementCache {
 
 impl StatementCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        StatementCache { entries: NonZeroUsize::new(capacity).map(|cap| Mutex::new(LruCache::new(cap))) }
+        StatementCache {
+            entries: NonZeroUsize::new(capacity).map(|cap| Mutex::new(LruCache::new(cap))),
+        }
     }
 
     /// The statement for `sql`, prepared on `client` on first use.
@@ -28,7 +30,11 @@ impl StatementCache {
         let Some(entries) = &self.entries else {
             return Ok(client.prepare(sql).await?);
         };
-        if let Some(statement) = entries.lock().ok().and_then(|mut cache| cache.get(sql).cloned()) {
+        if let Some(statement) = entries
+            .lock()
+            .ok()
+            .and_then(|mut cache| cache.get(sql).cloned())
+        {
             return Ok(statement);
         }
         let statement = client.prepare(sql).await?;
@@ -47,6 +53,9 @@ impl StatementCache {
 
     /// Number of cached statements.
     pub(crate) fn len(&self) -> usize {
-        self.entries.as_ref().and_then(|e| e.lock().ok()).map_or(0, |cache| cache.len())
+        self.entries
+            .as_ref()
+            .and_then(|e| e.lock().ok())
+            .map_or(0, |cache| cache.len())
     }
 }

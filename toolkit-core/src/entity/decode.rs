@@ -13,21 +13,43 @@ use super::{EntityMeta, JsonParam, Param};
 use crate::{Error, Result};
 
 fn field(meta: &EntityMeta, index: usize) -> String {
-    meta.columns.get(index).map_or_else(|| format!("#{index}"), |c| c.field.to_owned())
+    meta.columns
+        .get(index)
+        .map_or_else(|| format!("#{index}"), |c| c.field.to_owned())
 }
 
-fn invalid(meta: &EntityMeta, index: usize, message: String, source: Option<crate::BoxError>) -> Error {
-    Error::InvalidData { table: meta.display_name(), field: field(meta, index), message, source }
+fn invalid(
+    meta: &EntityMeta,
+    index: usize,
+    message: String,
+    source: Option<crate::BoxError>,
+) -> Error {
+    Error::InvalidData {
+        table: meta.display_name(),
+        field: field(meta, index),
+        message,
+        source,
+    }
 }
 
 /// Reads column `index` as `T`; a type mismatch or unexpected NULL names the field.
 pub fn decode<'r, T: FromSql<'r>>(row: &'r Row, index: usize, meta: &EntityMeta) -> Result<T> {
     row.try_get(index).map_err(|e| {
         let column = meta.columns.get(index).map_or("?", |c| c.name);
-        let ty = row.columns().get(index).map(|c| c.type_().to_string()).unwrap_or_default();
+        let ty = row
+            .columns()
+            .get(index)
+            .map(|c| c.type_().to_string())
+            .unwrap_or_default();
         let message = match e.source() {
-            Some(cause) => format!("cannot read column {column:?} of type {ty} as {}: {cause}", std::any::type_name::<T>()),
-            None => format!("cannot read column {column:?} of type {ty} as {}", std::any::type_name::<T>()),
+            Some(cause) => format!(
+                "cannot read column {column:?} of type {ty} as {}: {cause}",
+                std::any::type_name::<T>()
+            ),
+            None => format!(
+                "cannot read column {column:?} of type {ty} as {}",
+                std::any::type_name::<T>()
+            ),
         };
         invalid(meta, index, message, Some(Box::new(e)))
     })
@@ -37,7 +59,10 @@ pub fn decode<'r, T: FromSql<'r>>(row: &'r Row, index: usize, meta: &EntityMeta)
 struct RawJson<'a>(&'a [u8]);
 
 impl<'a> FromSql<'a> for RawJson<'a> {
-    fn from_sql(ty: &Type, mut raw: &'a [u8]) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+    fn from_sql(
+        ty: &Type,
+        mut raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
         if *ty == Type::JSONB {
             if raw.first() != Some(&1) {
                 return Err("unsupported jsonb encoding version".into());
@@ -59,27 +84,49 @@ pub fn decode_json<T: DeserializeOwned>(row: &Row, index: usize, meta: &EntityMe
 }
 
 /// Reads a nullable JSON column: SQL NULL is `None`.
-pub fn decode_json_opt<T: DeserializeOwned>(row: &Row, index: usize, meta: &EntityMeta) -> Result<Option<T>> {
+pub fn decode_json_opt<T: DeserializeOwned>(
+    row: &Row,
+    index: usize,
+    meta: &EntityMeta,
+) -> Result<Option<T>> {
     let raw: Option<RawJson<'_>> = decode(row, index, meta)?;
     raw.map(|raw| parse_json(raw.0, index, meta)).transpose()
 }
 
 fn parse_json<T: DeserializeOwned>(raw: &[u8], index: usize, meta: &EntityMeta) -> Result<T> {
     serde_json::from_slice(raw).map_err(|e| {
-        let message = format!("stored JSON does not fit {}: {e}", std::any::type_name::<T>());
+        let message = format!(
+            "stored JSON does not fit {}: {e}",
+            std::any::type_name::<T>()
+        );
         invalid(meta, index, message, Some(Box::new(e)))
     })
 }
 
 /// Serialises a JSON field into a parameter; failure names the field.
-pub fn json_param<T: Serialize + ?Sized>(value: &T, index: usize, meta: &EntityMeta) -> Result<Param<'static>> {
+pub fn json_param<T: Serialize + ?Sized>(
+    value: &T,
+    index: usize,
+    meta: &EntityMeta,
+) -> Result<Param<'static>> {
     serde_json::to_vec(value)
         .map(|bytes| Param::Json(JsonParam(Some(bytes))))
-        .map_err(|e| invalid(meta, index, format!("cannot serialise to JSON: {e}"), Some(Box::new(e))))
+        .map_err(|e| {
+            invalid(
+                meta,
+                index,
+                format!("cannot serialise to JSON: {e}"),
+                Some(Box::new(e)),
+            )
+        })
 }
 
 /// Serialises a nullable JSON field: `None` binds SQL NULL, not the JSON `null`.
-pub fn json_param_opt<T: Serialize>(value: Option<&T>, index: usize, meta: &EntityMeta) -> Result<Param<'static>> {
+pub fn json_param_opt<T: Serialize>(
+    value: Option<&T>,
+    index: usize,
+    meta: &EntityMeta,
+) -> Result<Param<'static>> {
     match value {
         Some(value) => json_param(value, index, meta),
         None => Ok(Param::Json(JsonParam(None))),
@@ -88,5 +135,10 @@ pub fn json_param_opt<T: Serialize>(value: Option<&T>, index: usize, meta: &Enti
 
 /// The error for a column index the entity does not have (a derive bug, never user input).
 pub fn no_such_column(index: usize, meta: &EntityMeta) -> Error {
-    invalid(meta, index, format!("the entity has no column #{index}"), None)
+    invalid(
+        meta,
+        index,
+        format!("the entity has no column #{index}"),
+        None,
+    )
 }

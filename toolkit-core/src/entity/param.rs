@@ -20,7 +20,11 @@ pub enum Param<'a> {
 pub struct JsonParam(pub Option<Vec<u8>>);
 
 impl ToSql for Param<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         match self {
             Param::Ref(value) => value.to_sql_checked(ty, out),
             Param::Json(json) => json.to_sql_checked(ty, out),
@@ -36,7 +40,11 @@ impl ToSql for Param<'_> {
 }
 
 impl ToSql for JsonParam {
-    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         let Some(bytes) = &self.0 else {
             return Ok(IsNull::Yes);
         };

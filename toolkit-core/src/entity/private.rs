@@ -11,7 +11,9 @@ pub use serde::Serialize;
 pub use tokio_postgres::types::{FromSqlOwned, ToSql};
 pub use tokio_postgres::Row;
 
-pub use super::decode::{decode, decode_json, decode_json_opt, json_param, json_param_opt, no_such_column};
+pub use super::decode::{
+    decode, decode_json, decode_json_opt, json_param, json_param_opt, no_such_column,
+};
 pub use super::{Column, Entity, EntityMeta, EntitySql, JsonParam, Param};
 pub use crate::{Error, Result};
 

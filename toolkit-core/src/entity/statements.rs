@@ -40,15 +40,29 @@ impl EntitySql {
         let table = meta.table_ref();
         let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
         let key = meta.key_column()?.name;
-        let insert_columns: Vec<usize> = (0..meta.columns.len()).filter(|&i| !meta.columns[i].generated).collect();
-        let update_columns: Vec<usize> =
-            (0..meta.columns.len()).filter(|&i| i != meta.key && !meta.columns[i].generated).collect();
-        let names = |indices: &[usize]| indices.iter().map(|&i| meta.columns[i].name).collect::<Vec<_>>();
+        let insert_columns: Vec<usize> = (0..meta.columns.len())
+            .filter(|&i| !meta.columns[i].generated)
+            .collect();
+        let update_columns: Vec<usize> = (0..meta.columns.len())
+            .filter(|&i| i != meta.key && !meta.columns[i].generated)
+            .collect();
+        let names = |indices: &[usize]| {
+            indices
+                .iter()
+                .map(|&i| meta.columns[i].name)
+                .collect::<Vec<_>>()
+        };
 
         let insert = if insert_columns.is_empty() {
-            Insert::into(table).default_values().returning(&all).build()?
+            Insert::into(table)
+                .default_values()
+                .returning(&all)
+                .build()?
         } else {
-            Insert::into(table).columns(&names(&insert_columns)).returning(&all).build()?
+            Insert::into(table)
+                .columns(&names(&insert_columns))
+                .returning(&all)
+                .build()?
         };
         let save = if update_columns.is_empty() {
             None
@@ -74,8 +88,14 @@ impl EntitySql {
             get_by_id: by_key.build()?.into_sql(),
             insert: insert.into_sql(),
             save,
-            delete: Delete::from(table).filter(col(key).eq()).build()?.into_sql(),
-            exists: Select::from(table).filter(col(key).eq()).build_exists()?.into_sql(),
+            delete: Delete::from(table)
+                .filter(col(key).eq())
+                .build()?
+                .into_sql(),
+            exists: Select::from(table)
+                .filter(col(key).eq())
+                .build_exists()?
+                .into_sql(),
             count: Select::from(table).build_count()?.into_sql(),
             insert_columns,
             update_columns,
@@ -85,7 +105,10 @@ impl EntitySql {
 
     /// The statements of `meta`, rendered on first use and kept in `cell` (a `static` of the
     /// derive's output).
-    pub fn cached(cell: &'static OnceLock<std::result::Result<EntitySql, String>>, meta: &'static EntityMeta) -> Result<&'static EntitySql> {
+    pub fn cached(
+        cell: &'static OnceLock<std::result::Result<EntitySql, String>>,
+        meta: &'static EntityMeta,
+    ) -> Result<&'static EntitySql> {
         cell.get_or_init(|| EntitySql::build(meta).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|message| Error::InvalidData {
@@ -107,11 +130,17 @@ impl EntityMeta {
     }
 
     pub(crate) fn key_column(&self) -> Result<&'static super::Column> {
-        self.columns.get(self.key).ok_or_else(|| Error::InvalidData {
-            table: self.display_name(),
-            field: String::new(),
-            message: format!("key index {} is outside the {} columns", self.key, self.columns.len()),
-            source: None,
-        })
+        self.columns
+            .get(self.key)
+            .ok_or_else(|| Error::InvalidData {
+                table: self.display_name(),
+                field: String::new(),
+                message: format!(
+                    "key index {} is outside the {} columns",
+                    self.key,
+                    self.columns.len()
+                ),
+                source: None,
+            })
     }
 }

@@ -16,7 +16,10 @@ use crate::{Error, Result};
 /// parse and bind cost of VALUES grows with the statement, COPY streams).
 const VALUES_MAX_ROWS: usize = 256;
 
-pub(super) async fn create_bulk<E: Entity>(executor: ExecutorRef<'_>, values: &[E]) -> Result<Vec<E>> {
+pub(super) async fn create_bulk<E: Entity>(
+    executor: ExecutorRef<'_>,
+    values: &[E],
+) -> Result<Vec<E>> {
     if values.is_empty() {
         return Ok(Vec::new());
     }
@@ -26,7 +29,8 @@ pub(super) async fn create_bulk<E: Entity>(executor: ExecutorRef<'_>, values: &[
         return Err(Error::InvalidData {
             table: E::META.display_name(),
             field: String::new(),
-            message: "create_bulk needs at least one column that is not generated; use create".into(),
+            message: "create_bulk needs at least one column that is not generated; use create"
+                .into(),
             source: None,
         });
     }
@@ -38,11 +42,23 @@ pub(super) async fn create_bulk<E: Entity>(executor: ExecutorRef<'_>, values: &[
     }
 }
 
-async fn values_insert<E: Entity>(handle: &Handle<'_>, sql: &EntitySql, values: &[E]) -> Result<Vec<E>> {
+async fn values_insert<E: Entity>(
+    handle: &Handle<'_>,
+    sql: &EntitySql,
+    values: &[E],
+) -> Result<Vec<E>> {
     let meta = E::META;
-    let names: Vec<&str> = sql.insert_columns.iter().map(|&i| meta.columns[i].name).collect();
+    let names: Vec<&str> = sql
+        .insert_columns
+        .iter()
+        .map(|&i| meta.columns[i].name)
+        .collect();
     let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
-    let statement = Insert::into(meta.table_ref()).columns(&names).rows(values.len()).returning(&all).build()?;
+    let statement = Insert::into(meta.table_ref())
+        .columns(&names)
+        .rows(values.len())
+        .returning(&all)
+        .build()?;
     let mut params: Vec<Param<'_>> = Vec::with_capacity(values.len() * names.len());
     for value in values {
         for &index in &sql.insert_columns {
@@ -56,10 +72,17 @@ async fn values_insert<E: Entity>(handle: &Handle<'_>, sql: &EntitySql, values: 
 /// Binary COPY into a temporary table, then one `INSERT ... SELECT ... RETURNING`: the final
 /// insert is a single statement, so it is all or nothing in or out of a transaction. Rows come
 /// back in input order because the temporary table is read in the order COPY wrote it.
-async fn copy_insert<E: Entity>(handle: &Handle<'_>, sql: &EntitySql, values: &[E]) -> Result<Vec<E>> {
+async fn copy_insert<E: Entity>(
+    handle: &Handle<'_>,
+    sql: &EntitySql,
+    values: &[E],
+) -> Result<Vec<E>> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let meta = E::META;
-    let temp = quote_ident(&format!("toolkit_bulk_{}", COUNTER.fetch_add(1, Ordering::Relaxed)))?;
+    let temp = quote_ident(&format!(
+        "toolkit_bulk_{}",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))?;
     let mut insert_list = String::new();
     for (n, &index) in sql.insert_columns.iter().enumerate() {
         if n > 0 {
@@ -110,7 +133,9 @@ async fn copy_insert<E: Entity>(handle: &Handle<'_>, sql: &EntitySql, values: &[
     .await;
     // Inside a failed transaction the DROP fails too; the transaction's end removes nothing,
     // but the table lives only as long as the session and holds no rows that were committed.
-    let dropped = client.batch_execute(&format!("DROP TABLE IF EXISTS pg_temp.{temp}")).await;
+    let dropped = client
+        .batch_execute(&format!("DROP TABLE IF EXISTS pg_temp.{temp}"))
+        .await;
     let rows = outcome?;
     dropped?;
     Ok(rows)

@@ -124,50 +124,82 @@ impl Handle<'_> {
         }
     }
 
-    /// Runs `sql` through the statement cache. A cached statement the server no longer accepts
-    /// (its table was altered or dropped and re-created) is prepared again and run once more,
-    /// unless we are inside a transaction, which the failure has already aborted.
-    pub(crate) async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let statement = self.prepare(sql).await?;
-        match self.client().query(&statement, params).await {
-            Ok(rows) => Ok(rows),
-            Err(err) if is_stale_statement(&err) && !self.in_transaction() => {
-                if let Some(cache) = self.cache() {
-                    cache.evict(sql);
+    /// Runs `sql` through the statement cache, under the query deadline.
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        self.deadline(async {
+            let statement = self.prepare(sql).await?;
+            match self.client().query(&statement, params).await {
+                Ok(rows) => Ok(rows),
+                Err(err) if self.may_reprepare(&err, sql) => {
+                    let statement = self.prepare(sql).await?;
+                    Ok(self.client().query(&statement, params).await?)
                 }
-                let statement = self.prepare(sql).await?;
-                Ok(self.client().query(&statement, params).await?)
+                Err(err) => Err(Error::from(err)),
             }
-            Err(err) => Err(Error::from(err)),
-        }
+        })
+        .await
     }
 
-    pub(crate) async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
         let mut rows = self.query(sql, params).await?;
         Ok(rows.pop())
     }
 
     pub(crate) async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
-        self.query_opt(sql, params).await?.ok_or_else(|| Error::InvalidData {
-            table: String::new(),
-            field: String::new(),
-            message: format!("expected one row from {sql}, got none"),
-            source: None,
-        })
+        self.query_opt(sql, params)
+            .await?
+            .ok_or_else(|| Error::InvalidData {
+                table: String::new(),
+                field: String::new(),
+                message: format!("expected one row from {sql}, got none"),
+                source: None,
+            })
     }
 
     pub(crate) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let statement = self.prepare(sql).await?;
-        match self.client().execute(&statement, params).await {
-            Ok(n) => Ok(n),
-            Err(err) if is_stale_statement(&err) && !self.in_transaction() => {
-                if let Some(cache) = self.cache() {
-                    cache.evict(sql);
+        self.deadline(async {
+            let statement = self.prepare(sql).await?;
+            match self.client().execute(&statement, params).await {
+                Ok(n) => Ok(n),
+                Err(err) if self.may_reprepare(&err, sql) => {
+                    let statement = self.prepare(sql).await?;
+                    Ok(self.client().execute(&statement, params).await?)
                 }
-                let statement = self.prepare(sql).await?;
-                Ok(self.client().execute(&statement, params).await?)
+                Err(err) => Err(Error::from(err)),
             }
-            Err(err) => Err(Error::from(err)),
+        })
+        .await
+    }
+
+    /// A cached statement the server no longer accepts (its table was altered) is prepared
+    /// again and run once more, unless we are inside a transaction, which the failure has
+    /// already aborted.
+    fn may_reprepare(&self, err: &tokio_postgres::Error, sql: &str) -> bool {
+        if !is_stale_statement(err) || self.in_transaction() {
+            return false;
+        }
+        if let Some(cache) = self.cache() {
+            cache.evict(sql);
+        }
+        true
+    }
+
+    /// Runs `operation` under the connection's `query_timeout`, if it has one.
+    pub(crate) async fn deadline<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match self.connection() {
+            Some(conn) => conn.within_deadline(operation).await,
+            None => operation.await,
         }
     }
 }
@@ -176,9 +208,9 @@ impl Handle<'_> {
 fn is_stale_statement(err: &tokio_postgres::Error) -> bool {
     match err.code() {
         Some(code) if *code == SqlState::INVALID_SQL_STATEMENT_NAME => true,
-        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED => {
-            err.as_db_error().is_some_and(|db| db.message().contains("cached plan"))
-        }
+        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED => err
+            .as_db_error()
+            .is_some_and(|db| db.message().contains("cached plan")),
         _ => false,
     }
 }

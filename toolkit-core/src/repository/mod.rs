@@ -39,7 +39,10 @@ pub struct Repository<'e, E> {
 
 impl<E> std::fmt::Debug for Repository<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repository").field("entity", &std::any::type_name::<E>()).field("executor", &self.executor).finish()
+        f.debug_struct("Repository")
+            .field("entity", &std::any::type_name::<E>())
+            .field("executor", &self.executor)
+            .finish()
     }
 }
 
@@ -58,11 +61,17 @@ fn refs<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
 impl<'e, E: Entity> Repository<'e, E> {
     /// A repository running on `executor`.
     pub fn new<X: Executor + ?Sized>(executor: &'e X) -> Self {
-        Repository { executor: executor.executor(), entity: PhantomData }
+        Repository {
+            executor: executor.executor(),
+            entity: PhantomData,
+        }
     }
 
     fn not_found(id: &E::Id) -> Error {
-        Error::RecordNotFound { table: E::META.display_name(), key: format!("{id:?}") }
+        Error::RecordNotFound {
+            table: E::META.display_name(),
+            key: format!("{id:?}"),
+        }
     }
 
     fn params_of<'v>(value: &'v E, columns: &[usize]) -> Result<Vec<Param<'v>>> {
@@ -129,7 +138,11 @@ impl<'e, E: Entity> Repository<'e, E> {
         }
         let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
         let key = meta.key_column()?.name;
-        let statement = Update::table(meta.table_ref()).set(&names).filter(col(key).eq()).returning(&all).build()?;
+        let statement = Update::table(meta.table_ref())
+            .set(&names)
+            .filter(col(key).eq())
+            .returning(&all)
+            .build()?;
         let mut bound = refs(&params);
         bound.push(id);
         let handle = self.executor.acquire().await?;
@@ -172,7 +185,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn exists(&self, id: impl Borrow<E::Id>) -> Result<bool> {
         let sql = E::sql()?;
         let handle = self.executor.acquire().await?;
-        Ok(handle.query_one(&sql.exists, &[id.borrow()]).await?.try_get(0)?)
+        Ok(handle
+            .query_one(&sql.exists, &[id.borrow()])
+            .await?
+            .try_get(0)?)
     }
 
     /// Number of rows in the table.

@@ -1,0 +1,151 @@
+//! The floor: hand-written tokio-postgres, statements prepared once, rows mapped by index.
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
+
+use crate::workloads::BenchUser;
+
+pub const COLUMNS: &str = "id, name, email, age, active, meta, tags, created_at";
+
+pub struct Raw {
+    pub client: Client,
+    pub insert: Statement,
+    pub get: Statement,
+    pub update: Statement,
+    pub select_all: Statement,
+}
+
+pub fn map(row: &Row) -> BenchUser {
+    BenchUser {
+        id: row.get(0),
+        name: row.get(1),
+        email: row.get(2),
+        age: row.get(3),
+        active: row.get(4),
+        meta: row.get(5),
+        tags: row.get(6),
+        created_at: row.get(7),
+    }
+}
+
+impl Raw {
+    pub async fn new(client: Client) -> Result<Raw, tokio_postgres::Error> {
+        let insert = client
+            .prepare(&format!(
+                "INSERT INTO bench_users (name, email, age, meta, tags) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+            ))
+            .await?;
+        let get = client
+            .prepare(&format!("SELECT {COLUMNS} FROM bench_users WHERE id = $1"))
+            .await?;
+        let update = client
+            .prepare(&format!(
+                "UPDATE bench_users SET name = $1, age = $2 WHERE id = $3 RETURNING {COLUMNS}"
+            ))
+            .await?;
+        let select_all = client
+            .prepare(&format!("SELECT {COLUMNS} FROM bench_users"))
+            .await?;
+        Ok(Raw {
+            client,
+            insert,
+            get,
+            update,
+            select_all,
+        })
+    }
+
+    pub async fn insert(&self, u: &BenchUser) -> Result<BenchUser, tokio_postgres::Error> {
+        let row = self
+            .client
+            .query_one(&self.insert, &[&u.name, &u.email, &u.age, &u.meta, &u.tags])
+            .await?;
+        Ok(map(&row))
+    }
+
+    pub async fn get(&self, id: i64) -> Result<BenchUser, tokio_postgres::Error> {
+        Ok(map(&self.client.query_one(&self.get, &[&id]).await?))
+    }
+
+    pub async fn update(
+        &self,
+        id: i64,
+        name: &str,
+        age: i32,
+    ) -> Result<BenchUser, tokio_postgres::Error> {
+        Ok(map(&self
+            .client
+            .query_one(&self.update, &[&name, &Some(age), &id])
+            .await?))
+    }
+
+    pub async fn select_all(&self) -> Result<Vec<BenchUser>, tokio_postgres::Error> {
+        Ok(self
+            .client
+            .query(&self.select_all, &[])
+            .await?
+            .iter()
+            .map(map)
+            .collect())
+    }
+
+    /// Binary COPY straight into the table: the fastest way in, returning nothing.
+    pub async fn copy_in(&self, users: &[BenchUser]) -> Result<u64, tokio_postgres::Error> {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::Type;
+        let sink = self
+            .client
+            .copy_in("COPY bench_users (name, email, age, meta, tags) FROM STDIN (FORMAT binary)")
+            .await?;
+        let types = [
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT4,
+            Type::JSONB,
+            Type::TEXT_ARRAY,
+        ];
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        for u in users {
+            writer
+                .as_mut()
+                .write(&[&u.name, &u.email, &u.age, &u.meta, &u.tags])
+                .await?;
+        }
+        writer.finish().await
+    }
+
+    /// Multi-row VALUES with RETURNING, in chunks under the 65,535-parameter limit, in one
+    /// transaction: what a careful hand-written bulk insert returning rows looks like.
+    pub async fn values_returning(
+        &self,
+        users: &[BenchUser],
+    ) -> Result<Vec<BenchUser>, tokio_postgres::Error> {
+        const CHUNK: usize = 10_000;
+        self.client.batch_execute("BEGIN").await?;
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(CHUNK) {
+            let mut sql =
+                String::from("INSERT INTO bench_users (name, email, age, meta, tags) VALUES ");
+            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * 5);
+            for (i, u) in chunk.iter().enumerate() {
+                let b = i * 5;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+                params.extend_from_slice(&[&u.name, &u.email, &u.age, &u.meta, &u.tags]);
+            }
+            sql.push_str(&format!(" RETURNING {COLUMNS}"));
+            out.extend(self.client.query(&sql, &params).await?.iter().map(map));
+        }
+        self.client.batch_execute("COMMIT").await?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,393 @@
+//! The workloads, each run on both sides from the same starting state.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use toolkit::testing::TestDatabase;
+use toolkit::{Database, DatabaseSettings, Entity, Repository};
+
+use crate::alloc;
+use crate::raw::Raw;
+use crate::stats::Run;
+
+pub const SEQUENTIAL_OPS: usize = 2_000;
+pub const SEEDED_ROWS: i64 = 10_000;
+pub const SELECT_ALL_ROWS: usize = 100_000;
+pub const BULK_ROWS: usize = 100_000;
+pub const CONCURRENT_TASKS: usize = 32;
+pub const CONCURRENT_CONNECTIONS: u32 = 16;
+pub const CONCURRENT_OPS: usize = 32_000;
+
+#[derive(Debug, Clone, PartialEq, Entity)]
+#[entity(table = "bench_users")]
+pub struct BenchUser {
+    #[entity(primary_key, generated)]
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub age: Option<i32>,
+    #[entity(generated)]
+    pub active: bool,
+    pub meta: serde_json::Value,
+    pub tags: Vec<String>,
+    #[entity(generated)]
+    pub created_at: DateTime<Utc>,
+}
+
+const SCHEMA: &str = "DROP TABLE IF EXISTS bench_users;
+CREATE TABLE bench_users (
+    id bigserial PRIMARY KEY,
+    name text NOT NULL,
+    email text NOT NULL,
+    age int,
+    active bool NOT NULL DEFAULT true,
+    meta jsonb,
+    tags text[],
+    created_at timestamptz NOT NULL DEFAULT now()
+)";
+
+pub fn user(n: usize) -> BenchUser {
+    BenchUser {
+        id: 0,
+        name: format!("user {n}"),
+        email: format!("user{n}@example.com"),
+        age: i32::try_from(n % 90).ok(),
+        active: true,
+        meta: serde_json::json!({ "n": n, "plan": "pro", "flags": [1, 2, 3] }),
+        tags: vec!["alpha".into(), format!("t{}", n % 7)],
+        created_at: DateTime::<Utc>::MIN_UTC,
+    }
+}
+
+/// A small xorshift: reproducible ids without a dependency.
+struct Ids(u64);
+
+impl Ids {
+    fn next(&mut self, max: i64) -> i64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let max = u64::try_from(max).unwrap_or(1).max(1);
+        i64::try_from(self.0 % max).unwrap_or(0) + 1
+    }
+}
+
+pub struct Outcome {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub raw_label: &'static str,
+    pub raw: Run,
+    pub kit: Run,
+    pub memory: Option<(usize, usize)>,
+}
+
+pub struct Bench {
+    admin: tokio_postgres::Client,
+    raw: Raw,
+    raw_clients: Vec<Arc<Raw>>,
+    db: Database,
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+impl Bench {
+    pub async fn new(tdb: &TestDatabase) -> Res<Bench> {
+        let admin = tdb.connect().await?;
+        admin.batch_execute(SCHEMA).await?;
+        let raw = Raw::new(tdb.connect().await?).await?;
+        let mut raw_clients = Vec::new();
+        for _ in 0..CONCURRENT_CONNECTIONS {
+            raw_clients.push(Arc::new(Raw::new(tdb.connect().await?).await?));
+        }
+        let db = Database::new(DatabaseSettings {
+            min_pool_size: CONCURRENT_CONNECTIONS,
+            max_pool_size: CONCURRENT_CONNECTIONS,
+            ..tdb.settings()
+        })?;
+        db.init_db().await?;
+        Ok(Bench {
+            admin,
+            raw,
+            raw_clients,
+            db,
+        })
+    }
+
+    async fn reset(&self, seed: usize) -> Res<()> {
+        self.admin
+            .batch_execute("TRUNCATE bench_users RESTART IDENTITY")
+            .await?;
+        if seed > 0 {
+            let users: Vec<BenchUser> = (0..seed).map(user).collect();
+            self.raw.copy_in(&users).await?;
+        }
+        self.admin
+            .batch_execute("VACUUM ANALYZE bench_users")
+            .await?;
+        Ok(())
+    }
+
+    pub async fn pass(&mut self, raw_first: bool) -> Res<Vec<Outcome>> {
+        let mut out = Vec::new();
+        out.push(self.insert_one(raw_first).await?);
+        self.reset(usize::try_from(SEEDED_ROWS)?).await?;
+        out.push(self.get_by_id(raw_first).await?);
+        out.push(self.update_one(raw_first).await?);
+        out.push(self.get_by_id_concurrent(raw_first).await?);
+        out.push(self.select_all(raw_first).await?);
+        out.extend(self.create_bulk().await?);
+        Ok(out)
+    }
+
+    async fn insert_one(&self, raw_first: bool) -> Res<Outcome> {
+        let users: Vec<BenchUser> = (0..SEQUENTIAL_OPS).map(user).collect();
+        let repo = Repository::<BenchUser>::new(&self.db);
+        let mut raw = Run::default();
+        let mut kit = Run::default();
+        for side in order(raw_first) {
+            self.reset(0).await?;
+            let mut lat = Vec::with_capacity(users.len());
+            let start = Instant::now();
+            for u in &users {
+                let t = Instant::now();
+                let stored = if side {
+                    self.raw.insert(u).await?
+                } else {
+                    repo.create(u).await?
+                };
+                lat.push(t.elapsed());
+                std::hint::black_box(stored);
+            }
+            let run = Run::from_ops(lat, start.elapsed());
+            if side {
+                raw = run
+            } else {
+                kit = run
+            }
+        }
+        Ok(Outcome {
+            name: "insert_one",
+            unit: "ops/s",
+            raw_label: "",
+            raw,
+            kit,
+            memory: None,
+        })
+    }
+
+    async fn get_by_id(&self, raw_first: bool) -> Res<Outcome> {
+        let repo = Repository::<BenchUser>::new(&self.db);
+        let mut raw = Run::default();
+        let mut kit = Run::default();
+        for side in order(raw_first) {
+            let mut ids = Ids(0x9E37_79B9_7F4A_7C15);
+            let mut lat = Vec::with_capacity(SEQUENTIAL_OPS);
+            let start = Instant::now();
+            for _ in 0..SEQUENTIAL_OPS {
+                let id = ids.next(SEEDED_ROWS);
+                let t = Instant::now();
+                let found = if side {
+                    self.raw.get(id).await?
+                } else {
+                    repo.get_by_id(id).await?
+                };
+                lat.push(t.elapsed());
+                std::hint::black_box(found);
+            }
+            let run = Run::from_ops(lat, start.elapsed());
+            if side {
+                raw = run
+            } else {
+                kit = run
+            }
+        }
+        Ok(Outcome {
+            name: "get_by_id",
+            unit: "ops/s",
+            raw_label: "",
+            raw,
+            kit,
+            memory: None,
+        })
+    }
+
+    async fn update_one(&self, raw_first: bool) -> Res<Outcome> {
+        let repo = Repository::<BenchUser>::new(&self.db);
+        let mut raw = Run::default();
+        let mut kit = Run::default();
+        for side in order(raw_first) {
+            let mut ids = Ids(0x2545_F491_4F6C_DD1D);
+            let mut lat = Vec::with_capacity(SEQUENTIAL_OPS);
+            let start = Instant::now();
+            for n in 0..SEQUENTIAL_OPS {
+                let id = ids.next(SEEDED_ROWS);
+                let name = format!("renamed {n}");
+                let age = i32::try_from(n % 50)?;
+                let t = Instant::now();
+                let stored = if side {
+                    self.raw.update(id, &name, age).await?
+                } else {
+                    repo.update(
+                        id,
+                        BenchUserPatch {
+                            name: Some(name),
+                            age: Some(Some(age)),
+                            ..Default::default()
+                        },
+                    )
+                    .await?
+                };
+                lat.push(t.elapsed());
+                std::hint::black_box(stored);
+            }
+            let run = Run::from_ops(lat, start.elapsed());
+            if side {
+                raw = run
+            } else {
+                kit = run
+            }
+        }
+        Ok(Outcome {
+            name: "update_one",
+            unit: "ops/s",
+            raw_label: "",
+            raw,
+            kit,
+            memory: None,
+        })
+    }
+
+    async fn get_by_id_concurrent(&self, raw_first: bool) -> Res<Outcome> {
+        let mut raw = Run::default();
+        let mut kit = Run::default();
+        let per_task = CONCURRENT_OPS / CONCURRENT_TASKS;
+        for side in order(raw_first) {
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for task in 0..CONCURRENT_TASKS {
+                let client = self.raw_clients[task % self.raw_clients.len()].clone();
+                let db = self.db.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut ids = Ids(0x1234_5678 + u64::try_from(task).unwrap_or(0));
+                    let repo = Repository::<BenchUser>::new(&db);
+                    let mut lat = Vec::with_capacity(per_task);
+                    for _ in 0..per_task {
+                        let id = ids.next(SEEDED_ROWS);
+                        let t = Instant::now();
+                        let found = if side {
+                            client.get(id).await.map_err(toolkit::Error::from)?
+                        } else {
+                            repo.get_by_id(id).await?
+                        };
+                        lat.push(t.elapsed());
+                        std::hint::black_box(found);
+                    }
+                    Ok::<_, toolkit::Error>(lat)
+                }));
+            }
+            let mut lat = Vec::with_capacity(CONCURRENT_OPS);
+            for task in tasks {
+                lat.extend(task.await??);
+            }
+            let run = Run::from_ops(lat, start.elapsed());
+            if side {
+                raw = run
+            } else {
+                kit = run
+            }
+        }
+        Ok(Outcome {
+            name: "get_by_id_concurrent",
+            unit: "ops/s",
+            raw_label: " 16 clients",
+            raw,
+            kit,
+            memory: None,
+        })
+    }
+
+    async fn select_all(&self, raw_first: bool) -> Res<Outcome> {
+        self.reset(SELECT_ALL_ROWS).await?;
+        let repo = Repository::<BenchUser>::new(&self.db);
+        let (mut raw, mut kit) = (Run::default(), Run::default());
+        let (mut raw_mem, mut kit_mem) = (0, 0);
+        for side in order(raw_first) {
+            let base = alloc::reset_peak();
+            let start = Instant::now();
+            let rows = if side {
+                self.raw.select_all().await?
+            } else {
+                repo.get_all().await?
+            };
+            let took = start.elapsed();
+            let peak = alloc::peak_since(base);
+            assert_eq!(rows.len(), SELECT_ALL_ROWS);
+            drop(rows);
+            if side {
+                raw = Run::from_rows(SELECT_ALL_ROWS, took);
+                raw_mem = peak;
+            } else {
+                kit = Run::from_rows(SELECT_ALL_ROWS, took);
+                kit_mem = peak;
+            }
+        }
+        Ok(Outcome {
+            name: "select_all",
+            unit: "rows/s",
+            raw_label: "",
+            raw,
+            kit,
+            memory: Some((raw_mem, kit_mem)),
+        })
+    }
+
+    async fn create_bulk(&self) -> Res<Vec<Outcome>> {
+        let users: Vec<BenchUser> = (0..BULK_ROWS).map(user).collect();
+        let repo = Repository::<BenchUser>::new(&self.db);
+
+        self.reset(0).await?;
+        let start = Instant::now();
+        let stored = repo.create_bulk(&users).await?;
+        let kit = Run::from_rows(BULK_ROWS, start.elapsed());
+        assert_eq!(stored.len(), BULK_ROWS);
+        assert_eq!(stored[BULK_ROWS - 1].email, users[BULK_ROWS - 1].email);
+        drop(stored);
+
+        self.reset(0).await?;
+        let start = Instant::now();
+        let copied = self.raw.copy_in(&users).await?;
+        let copy = Run::from_rows(BULK_ROWS, start.elapsed());
+        assert_eq!(usize::try_from(copied)?, BULK_ROWS);
+
+        self.reset(0).await?;
+        let start = Instant::now();
+        let stored = self.raw.values_returning(&users).await?;
+        let values = Run::from_rows(BULK_ROWS, start.elapsed());
+        assert_eq!(stored.len(), BULK_ROWS);
+
+        Ok(vec![
+            Outcome {
+                name: "create_bulk",
+                unit: "rows/s",
+                raw_label: " vs COPY",
+                raw: copy,
+                kit: kit.clone(),
+                memory: None,
+            },
+            Outcome {
+                name: "create_bulk",
+                unit: "rows/s",
+                raw_label: " vs VALUES",
+                raw: values,
+                kit,
+                memory: None,
+            },
+        ])
+    }
+}
+
+/// Which side runs first: `true` is raw.
+fn order(raw_first: bool) -> [bool; 2] {
+    [raw_first, !raw_first]
+}
