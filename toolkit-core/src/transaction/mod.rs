@@ -84,7 +84,9 @@ impl Transaction {
 
     /// The pooled connection, for the repository's statement cache (flush first).
     pub(crate) fn connection(&self) -> Result<&Connection> {
-        self.conn.as_ref().ok_or_else(|| Error::NotAvailable { message: "the transaction is already finished".into() })
+        self.conn.as_ref().ok_or_else(|| Error::NotAvailable {
+            message: "the transaction is already finished".into(),
+        })
     }
 
     fn raw_client(&self) -> Result<&Client> {
