@@ -1,6 +1,8 @@
 //! Shared helpers of the integration and fault tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup should fail the test loudly
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use toolkit::testing::TestDatabase;

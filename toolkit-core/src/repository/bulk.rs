@@ -3,6 +3,7 @@
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::TryStreamExt;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
 
@@ -38,7 +39,17 @@ pub(super) async fn create_bulk<E: Entity>(
     if values.len() <= VALUES_MAX_ROWS && values.len() * per_row <= MAX_PARAMS {
         values_insert(&handle, sql, values).await
     } else {
-        copy_insert(&handle, sql, values).await
+        // A cancelled call would leave the temporary table in the session: until the DROP is
+        // confirmed the connection is in doubt, and discarded if it comes back that way.
+        let guarded = handle.connection().filter(|_| !handle.in_transaction());
+        if let Some(conn) = guarded {
+            conn.set_in_doubt(true);
+        }
+        let stored = handle.deadline(copy_insert(&handle, sql, values)).await?;
+        if let Some(conn) = guarded {
+            conn.set_in_doubt(false);
+        }
+        Ok(stored)
     }
 }
 
@@ -65,8 +76,9 @@ async fn values_insert<E: Entity>(
             params.push(value.param(index)?);
         }
     }
-    let rows = handle.query(statement.sql(), &refs(&params)).await?;
-    rows.iter().map(E::from_row).collect()
+    handle
+        .query_map(statement.sql(), &refs(&params), E::from_row)
+        .await
 }
 
 /// Binary COPY into a temporary table, then one `INSERT ... SELECT ... RETURNING`: the final
@@ -127,8 +139,12 @@ async fn copy_insert<E: Entity>(
             "INSERT INTO {table} ({insert_list}) SELECT {insert_list} FROM pg_temp.{temp} RETURNING {all_list}",
             table = sql.table
         );
-        let rows = client.query(&insert, &[]).await?;
-        rows.iter().map(E::from_row).collect::<Result<Vec<E>>>()
+        let mut stream = pin!(client.query_raw(&insert, std::iter::empty::<&(dyn ToSql + Sync)>()).await?);
+        let mut stored = Vec::with_capacity(values.len());
+        while let Some(row) = stream.try_next().await? {
+            stored.push(E::from_row(&row)?);
+        }
+        Ok::<_, Error>(stored)
     }
     .await;
     // Inside a failed transaction the DROP fails too; the transaction's end removes nothing,

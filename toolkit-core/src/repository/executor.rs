@@ -1,6 +1,9 @@
 //! Where a repository runs its statements: a database (one checkout per call), a pooled
 //! connection, a transaction or savepoint, or a plain driver client.
 
+use std::pin::pin;
+
+use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 
@@ -140,6 +143,40 @@ impl Handle<'_> {
                 }
                 Err(err) => Err(Error::from(err)),
             }
+        })
+        .await
+    }
+
+    /// Runs `sql` and maps each row as it arrives, so decoding overlaps the server still
+    /// sending (and no `Vec<Row>` is held beside the result).
+    pub(crate) async fn query_map<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.deadline(async {
+            let statement = self.prepare(sql).await?;
+            let stream = match self
+                .client()
+                .query_raw(&statement, params.iter().copied())
+                .await
+            {
+                Ok(stream) => stream,
+                Err(err) if self.may_reprepare(&err, sql) => {
+                    let statement = self.prepare(sql).await?;
+                    self.client()
+                        .query_raw(&statement, params.iter().copied())
+                        .await?
+                }
+                Err(err) => return Err(Error::from(err)),
+            };
+            let mut stream = pin!(stream);
+            let mut out = Vec::new();
+            while let Some(row) = stream.try_next().await? {
+                out.push(map(&row)?);
+            }
+            Ok(out)
         })
         .await
     }

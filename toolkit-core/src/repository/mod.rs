@@ -110,8 +110,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn get_all(&self) -> Result<Vec<E>> {
         let sql = E::sql()?;
         let handle = self.executor.acquire().await?;
-        let rows = handle.query(&sql.get_all, &[]).await?;
-        rows.iter().map(E::from_row).collect()
+        handle.query_map(&sql.get_all, &[], E::from_row).await
     }
 
     /// Writes the columns the patch sets and returns the stored row. An empty patch is
