@@ -80,7 +80,8 @@ impl Field {
                 let flag = |name| flag_value(cx, &meta, name);
                 if meta.path.is_ident("primary_key") {
                     let span = flag("primary_key")?;
-                    out.conflicts_with_skip(cx, &meta, "primary_key", "a skipped field is not stored, so it cannot be the key");
+                    let why = "a skipped field is not stored, so it cannot be the key";
+                    out.conflicts_with_skip(cx, &meta, "primary_key", why);
                     set_once(cx, &meta, &mut out.primary_key, span);
                 } else if meta.path.is_ident("generated") {
                     let span = flag("generated")?;
@@ -96,9 +97,9 @@ impl Field {
                     set_once(cx, &meta, &mut out.column, lit);
                 } else if meta.path.is_ident("skip") {
                     let span = flag("skip")?;
-                    let stored = [("primary_key", out.primary_key.is_some()), ("generated", out.generated.is_some()), ("json", out.json.is_some()), ("column", out.column.is_some())];
-                    if let Some((other, _)) = stored.iter().find(|(_, set)| *set) {
-                        cx.error_spanned_by(&meta.path, format!("`skip` cannot be combined with `{other}`: a skipped field is not stored"));
+                    if let Some(other) = out.stored_only_key() {
+                        let message = format!("`skip` cannot be combined with `{other}`: a skipped field is not stored");
+                        cx.error_spanned_by(&meta.path, message);
                     }
                     set_once(cx, &meta, &mut out.skip, span);
                 } else {
@@ -111,6 +112,17 @@ impl Field {
             }
         }
         out
+    }
+
+    /// The first key already given that only makes sense for a stored field.
+    fn stored_only_key(&self) -> Option<&'static str> {
+        let keys = [
+            ("primary_key", self.primary_key.is_some()),
+            ("generated", self.generated.is_some()),
+            ("json", self.json.is_some()),
+            ("column", self.column.is_some()),
+        ];
+        keys.into_iter().find_map(|(key, set)| set.then_some(key))
     }
 
     /// Reported at the later of the two keys, which is the one that made the pair conflict.

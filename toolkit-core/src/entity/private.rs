@@ -16,13 +16,3 @@ pub use super::decode::{
 };
 pub use super::{Column, Entity, EntityMeta, EntitySql, JsonParam, Param};
 pub use crate::{Error, Result};
-
-/// Compile-time check placed at a field's span: "the trait bound is not satisfied" then points
-/// at the user's field, not at generated code.
-pub const fn assert_sql_type<T: ToSql + FromSqlOwned + Sync>() {}
-
-/// Compile-time check for `#[entity(json)]` fields.
-pub const fn assert_json_type<T: Serialize + DeserializeOwned>() {}
-
-/// Compile-time check for `#[entity(skip)]` fields, which are rebuilt with `Default`.
-pub const fn assert_default<T: Default>() {}

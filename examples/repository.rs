@@ -1,0 +1,120 @@
+//! A realistic entity end to end: `#[derive(Entity)]`, then every `Repository` method.
+//!
+//! Uses `DATABASE_URL` when set, otherwise starts a throwaway cluster:
+//!
+//! ```text
+//! cargo run --example repository
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use toolkit::testing::TestCluster;
+use toolkit::{Database, DatabaseSettings, Entity, Repository};
+
+/// Free-form preferences, stored as one jsonb column.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct Profile {
+    theme: String,
+    newsletter: bool,
+    limits: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Entity)]
+#[entity(table = "users", schema = "app")]
+struct User {
+    #[entity(primary_key, generated)]
+    id: i64,
+    name: String,
+    #[entity(column = "email_address")]
+    email: String,
+    tags: Vec<String>,
+    #[entity(json)]
+    profile: Profile,
+    age: Option<i32>,
+    #[entity(generated)]
+    created_at: chrono::DateTime<chrono::Utc>,
+    /// Not stored: rebuilt with `Default` when read.
+    #[entity(skip)]
+    session_note: String,
+}
+
+const SCHEMA: &str = "
+CREATE SCHEMA IF NOT EXISTS app;
+CREATE TABLE IF NOT EXISTS app.users (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    email_address text NOT NULL UNIQUE,
+    tags text[] NOT NULL DEFAULT '{}',
+    profile jsonb NOT NULL,
+    age int,
+    created_at timestamptz NOT NULL DEFAULT now()
+)";
+
+fn new_user(name: &str, email: &str) -> User {
+    User {
+        id: 0,
+        name: name.into(),
+        email: email.into(),
+        tags: vec!["early-adopter".into()],
+        profile: Profile { theme: "dark".into(), ..Profile::default() },
+        age: None,
+        created_at: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        session_note: String::new(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (settings, _cluster) = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => (DatabaseSettings::from_url(&url)?, None),
+        _ => {
+            println!("DATABASE_URL is not set: starting a throwaway PostgreSQL cluster...");
+            let cluster = tokio::task::spawn_blocking(TestCluster::start).await??;
+            (cluster.settings(), Some(cluster))
+        }
+    };
+    let db = Database::new(DatabaseSettings { min_pool_size: 1, ..settings })?;
+    db.register_init_callback(|pool| async move {
+        pool.get().await?.batch_execute(SCHEMA).await?;
+        Ok(())
+    })
+    .await;
+    db.init_db().await?;
+
+    let users = Repository::<User>::new(&db);
+    let ada = users.create(&new_user("Ada", "ada@example.com")).await?;
+    println!("created #{} at {}", ada.id, ada.created_at);
+
+    let many: Vec<User> = (0..1_000).map(|i| new_user(&format!("user {i}"), &format!("u{i}@example.com"))).collect();
+    let stored = users.create_bulk(&many).await?;
+    println!("bulk-inserted {} users, ids {}..={}", stored.len(), stored[0].id, stored[stored.len() - 1].id);
+
+    let patched = users.update(ada.id, UserPatch { age: Some(Some(36)), ..Default::default() }).await?;
+    println!("patched age: {:?}", patched.age);
+
+    let mut full = patched.clone();
+    full.tags.push("admin".into());
+    let saved = users.save(&full).await?;
+    println!("saved tags: {:?}", saved.tags);
+
+    println!("exists: {}, count: {}", users.exists(ada.id).await?, users.count().await?);
+
+    // The same repository type works inside a transaction and sees its own writes.
+    let tx = db.transaction().await?;
+    let in_tx = Repository::<User>::new(&tx);
+    in_tx.delete(ada.id).await?;
+    println!("inside the transaction ada exists: {}", in_tx.exists(ada.id).await?);
+    tx.rollback().await?;
+    println!("after rollback ada exists: {}", users.exists(ada.id).await?);
+
+    match users.get_by_id(-1).await {
+        Err(err) if err.is_not_found() => println!("as expected: {err}"),
+        other => println!("unexpected: {other:?}"),
+    }
+
+    users.delete(ada.id).await?;
+    println!("{} users remain", users.get_all().await?.len());
+    db.cleanup().await;
+    Ok(())
+}

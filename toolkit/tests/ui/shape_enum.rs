@@ -1,0 +1,9 @@
+use toolkit::Entity;
+
+#[derive(Entity)]
+pub enum Status {
+    Active,
+    Banned,
+}
+
+fn main() {}

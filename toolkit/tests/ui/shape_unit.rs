@@ -1,0 +1,6 @@
+use toolkit::Entity;
+
+#[derive(Entity)]
+pub struct Marker;
+
+fn main() {}
