@@ -139,6 +139,10 @@ impl Database {
     /// the whole body on serialization failure (40001) or deadlock (40P01) under
     /// `settings.transaction_retry`. Other errors are never retried.
     ///
+    /// Inside `tokio::spawn`, pass an `async move` closure that owns what it captures: a closure
+    /// borrowing its surroundings fails the spawned future's `Send` check, a compiler limitation
+    /// (rust-lang/rust#100013), not a property of the transaction.
+    ///
     /// ```no_run
     /// # async fn demo(db: toolkit_core::Database) -> toolkit_core::Result<()> {
     /// let n: i64 = db

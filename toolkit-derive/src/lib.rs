@@ -2,9 +2,9 @@
 //! code reaches the runtime only through `toolkit::__private`, which is why `toolkit` pins this
 //! crate to its exact version.
 //!
-//! The pipeline follows `serde_derive`: [`attr`] parses `#[entity(...)]`, [`ast`] builds the model,
-//! [`check`] validates it as a whole, [`expand`] emits code. Every stage reports into one
-//! [`ctxt::Ctxt`], so a build shows all mistakes at once.
+//! The pipeline follows `serde_derive`: `attr` parses `#[entity(...)]`, `ast` builds the model,
+//! `check` validates it as a whole, `expand` emits code. Every stage reports into one
+//! `ctxt::Ctxt`, so a build shows all mistakes at once.
 
 mod ast;
 mod attr;

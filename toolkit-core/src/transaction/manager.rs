@@ -128,8 +128,12 @@ where
     tx.batch_execute("SAVEPOINT toolkit_managed_body").await?;
     let outcome = body(tx).await;
     if outcome.is_err() {
-        tx.batch_execute("ROLLBACK TO SAVEPOINT toolkit_managed_body")
-            .await?;
+        // The body's error is the one the caller needs. When this rollback fails too (the
+        // connection is gone), the cleanup fails after it and the transaction is rolled back
+        // anyway.
+        let _ = tx
+            .batch_execute("ROLLBACK TO SAVEPOINT toolkit_managed_body")
+            .await;
     }
     outcome
 }

@@ -36,6 +36,10 @@ pub struct Transaction {
     /// A savepoint dropped without commit or rollback: rolled back to before the next statement,
     /// since `Drop` cannot wait for the server.
     pending_rollback_to: Mutex<Option<Ident>>,
+    /// The runtime `BEGIN` ran on. A guard dropped where no runtime is current (a sync caller
+    /// of `block_on`) needs it for its rollback; without one, the pool would have to discard
+    /// the connection from a thread where it cannot spawn the replacement, and panics.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -54,15 +58,24 @@ impl Transaction {
         let tx = Transaction {
             conn: Some(conn),
             pending_rollback_to: Mutex::new(None),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         };
         tx.raw_client()?.batch_execute(begin).await?;
         Ok(tx)
     }
 
-    /// Commits. On failure the transaction is over as well (the server rolled it back).
+    /// Commits. On failure the transaction is over and rolled back, except when the connection
+    /// was lost while `COMMIT` was in flight: then its outcome is unknown.
+    ///
+    /// When an earlier statement failed and left the transaction aborted, this fails with
+    /// SQLSTATE 25P02 (`in_failed_sql_transaction`) and rolls back.
     pub async fn commit(mut self) -> Result<()> {
         self.flush().await?;
-        self.finish("COMMIT").await
+        // The server answers `COMMIT` of an aborted transaction with a rollback, and the driver
+        // cannot tell that from success. `SELECT 1` fails with 25P02 in an aborted transaction,
+        // and the rest of the batch is then skipped, so that case surfaces as an error; in the
+        // same message, it costs no round trip.
+        self.finish("SELECT 1; COMMIT").await
     }
 
     /// Rolls back everything done in this transaction.
@@ -95,17 +108,16 @@ impl Transaction {
         })
     }
 
+    /// Sends the statement that ends the transaction. The connection is released as clean only
+    /// once the server confirmed it; on failure it stays in `self`, whose `Drop` (the caller
+    /// consumed the guard) rolls back whatever may still be open and then decides between
+    /// reuse and discard.
     async fn finish(&mut self, statement: &str) -> Result<()> {
-        let outcome = self.raw_client()?.batch_execute(statement).await;
-        let Some(conn) = self.conn.take() else {
-            return Ok(());
-        };
-        if outcome.is_ok() {
+        self.raw_client()?.batch_execute(statement).await?;
+        if let Some(conn) = self.conn.take() {
             conn.set_in_doubt(false);
         }
-        // On failure the connection stays in doubt and the pool discards it.
-        drop(conn);
-        outcome.map_err(Error::from)
+        Ok(())
     }
 
     pub(crate) async fn flush(&self) -> Result<()> {
@@ -136,10 +148,18 @@ impl Drop for Transaction {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime to talk to the server: the connection leaves the pool in doubt.
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.clone());
+        let Some(runtime) = runtime else {
+            // Begun outside tokio and dropped outside it: nothing can talk to the server, so the
+            // connection leaves the pool in doubt and is discarded.
             return;
         };
+        // A runtime that is shutting down drops the task, and the connection in it, right in
+        // `spawn`; the pool then discards the connection and must find a runtime to spawn its
+        // replacement on.
+        let _entered = runtime.enter();
         runtime.spawn(async move {
             let rolled_back =
                 tokio::time::timeout(DROP_ROLLBACK_DEADLINE, conn.batch_execute("ROLLBACK")).await;

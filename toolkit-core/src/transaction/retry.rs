@@ -9,6 +9,27 @@ impl TransactionBuilder {
     /// deadlock (40P01), from the body or from `COMMIT`, reruns the whole body in a new
     /// transaction under `policy`; after the last attempt the last error is returned. No other
     /// error is retried.
+    ///
+    /// Inside `tokio::spawn`, give an `async move` closure that owns what it captures: a closure
+    /// borrowing its surroundings makes the spawned future fail the `Send` check, a compiler
+    /// limitation (rust-lang/rust#100013), not a property of the transaction.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: toolkit_core::Database) -> toolkit_core::Result<()> {
+    /// use toolkit_core::{IsolationLevel, RetryPolicy};
+    /// let account = 7_i64;
+    /// let task = tokio::spawn(async move {
+    ///     db.build_transaction()
+    ///         .isolation_level(IsolationLevel::Serializable)
+    ///         .run(&RetryPolicy::fast(5), async move |tx| {
+    ///             tx.execute("UPDATE accounts SET balance = balance + 1 WHERE id = $1", &[&account])
+    ///                 .await
+    ///         })
+    ///         .await
+    /// });
+    /// # let _ = task.await;
+    /// # Ok(()) }
+    /// ```
     pub async fn run<T, F>(self, policy: &RetryPolicy, mut body: F) -> Result<T>
     where
         F: AsyncFnMut(&mut Transaction) -> Result<T>,
