@@ -57,7 +57,10 @@ fn new_user(name: &str, email: &str) -> User {
         name: name.into(),
         email: email.into(),
         tags: vec!["early-adopter".into()],
-        profile: Profile { theme: "dark".into(), ..Profile::default() },
+        profile: Profile {
+            theme: "dark".into(),
+            ..Profile::default()
+        },
         age: None,
         created_at: chrono::DateTime::<chrono::Utc>::MIN_UTC,
         session_note: String::new(),
@@ -74,7 +77,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (cluster.settings(), Some(cluster))
         }
     };
-    let db = Database::new(DatabaseSettings { min_pool_size: 1, ..settings })?;
+    let db = Database::new(DatabaseSettings {
+        min_pool_size: 1,
+        ..settings
+    })?;
     db.register_init_callback(|pool| async move {
         pool.get().await?.batch_execute(SCHEMA).await?;
         Ok(())
@@ -86,11 +92,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ada = users.create(&new_user("Ada", "ada@example.com")).await?;
     println!("created #{} at {}", ada.id, ada.created_at);
 
-    let many: Vec<User> = (0..1_000).map(|i| new_user(&format!("user {i}"), &format!("u{i}@example.com"))).collect();
+    let many: Vec<User> = (0..1_000)
+        .map(|i| new_user(&format!("user {i}"), &format!("u{i}@example.com")))
+        .collect();
     let stored = users.create_bulk(&many).await?;
-    println!("bulk-inserted {} users, ids {}..={}", stored.len(), stored[0].id, stored[stored.len() - 1].id);
+    println!(
+        "bulk-inserted {} users, ids {}..={}",
+        stored.len(),
+        stored[0].id,
+        stored[stored.len() - 1].id
+    );
 
-    let patched = users.update(ada.id, UserPatch { age: Some(Some(36)), ..Default::default() }).await?;
+    let patched = users
+        .update(
+            ada.id,
+            UserPatch {
+                age: Some(Some(36)),
+                ..Default::default()
+            },
+        )
+        .await?;
     println!("patched age: {:?}", patched.age);
 
     let mut full = patched.clone();
@@ -98,13 +119,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let saved = users.save(&full).await?;
     println!("saved tags: {:?}", saved.tags);
 
-    println!("exists: {}, count: {}", users.exists(ada.id).await?, users.count().await?);
+    println!(
+        "exists: {}, count: {}",
+        users.exists(ada.id).await?,
+        users.count().await?
+    );
 
     // The same repository type works inside a transaction and sees its own writes.
     let tx = db.transaction().await?;
     let in_tx = Repository::<User>::new(&tx);
     in_tx.delete(ada.id).await?;
-    println!("inside the transaction ada exists: {}", in_tx.exists(ada.id).await?);
+    println!(
+        "inside the transaction ada exists: {}",
+        in_tx.exists(ada.id).await?
+    );
     tx.rollback().await?;
     println!("after rollback ada exists: {}", users.exists(ada.id).await?);
 
