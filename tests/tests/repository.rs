@@ -505,7 +505,7 @@ async fn uuid_key_generated_by_the_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_are_cached_per_connection_bounded_and_survive_alter_table() {
-    let (_tdb, settings) = fresh().await;
+    let (tdb, settings) = fresh().await;
     let db = Database::new(DatabaseSettings {
         max_pool_size: 1,
         min_pool_size: 1,
@@ -551,19 +551,25 @@ async fn statements_are_cached_per_connection_bounded_and_survive_alter_table() 
         "bounded by statement_cache_size"
     );
 
-    // A cached statement whose result type changed is prepared again, once.
+    // A cached statement whose result type changed ("cached plan must not change result
+    // type") is prepared again and run once more.
     repo.get_by_id(created.id).await.unwrap();
+    let witness = tdb.connect().await.unwrap();
+    let before = witness
+        .prepare("SELECT id, name FROM users WHERE id = $1")
+        .await
+        .unwrap();
     db.connection()
         .await
         .unwrap()
-        .batch_execute("ALTER TABLE users ALTER COLUMN age TYPE bigint")
+        .batch_execute("ALTER TABLE users ALTER COLUMN name TYPE varchar(200)")
         .await
         .unwrap();
-    db.connection()
-        .await
-        .unwrap()
-        .batch_execute("ALTER TABLE users ALTER COLUMN age TYPE int")
-        .await
-        .unwrap();
+    let err = witness.query(&before, &[&created.id]).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::FEATURE_NOT_SUPPORTED),
+        "the scenario is real: {err}"
+    );
     assert_eq!(repo.get_by_id(created.id).await.unwrap().id, created.id);
 }
