@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use toolkit::testing::TestCluster;
 use toolkit::{Database, DatabaseSettings, Entity, Repository};
 
 /// Free-form preferences, stored as one jsonb column.
@@ -69,14 +68,16 @@ fn new_user(name: &str, email: &str) -> User {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (settings, _cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => (DatabaseSettings::from_url(&url)?, None),
-        _ => {
-            println!("DATABASE_URL is not set: starting a throwaway PostgreSQL cluster...");
-            let cluster = tokio::task::spawn_blocking(TestCluster::start).await??;
-            (cluster.settings(), Some(cluster))
-        }
-    };
+    // Keep the cluster alive until the end of main; dropping it stops and removes it.
+    let (settings, cluster) = toolkit::testing::server_from_env().await?;
+    match &cluster {
+        Some(c) => println!(
+            "DATABASE_URL is not set: started a throwaway PostgreSQL cluster on {}:{}",
+            c.host(),
+            c.port()
+        ),
+        None => println!("using DATABASE_URL"),
+    }
     let db = Database::new(DatabaseSettings {
         min_pool_size: 1,
         ..settings

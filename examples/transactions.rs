@@ -10,7 +10,6 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use toolkit::testing::TestCluster;
 use toolkit::{
     DataManager, Database, DatabaseSettings, IsolationLevel, Result, RetryPolicy, SchemaManager,
     Transaction,
@@ -19,17 +18,15 @@ use toolkit::{
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // Keep the cluster alive until the end of main; dropping it stops and removes it.
-    let (settings, _cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            println!("using DATABASE_URL");
-            (DatabaseSettings::from_url(&url)?, None)
-        }
-        _ => {
-            println!("DATABASE_URL is not set: starting a throwaway PostgreSQL cluster...");
-            let cluster = tokio::task::spawn_blocking(TestCluster::start).await??;
-            (cluster.settings(), Some(cluster))
-        }
-    };
+    let (settings, cluster) = toolkit::testing::server_from_env().await?;
+    match &cluster {
+        Some(c) => println!(
+            "DATABASE_URL is not set: started a throwaway PostgreSQL cluster on {}:{}",
+            c.host(),
+            c.port()
+        ),
+        None => println!("using DATABASE_URL"),
+    }
     let db = Database::new(DatabaseSettings {
         min_pool_size: 1,
         max_pool_size: 4,

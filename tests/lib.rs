@@ -43,3 +43,48 @@ pub async fn backends_named(tdb: &TestDatabase, app: &str) -> i64 {
         .expect("count backends");
     row.get(0)
 }
+
+/// The first column of the first row of `sql`, run with the simple query protocol.
+pub async fn first_value(conn: &toolkit::Connection, sql: &str) -> String {
+    conn.simple_query(sql)
+        .await
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Panics unless the next pooled connection is outside any transaction, and returns its backend.
+pub async fn assert_clean(db: &Database) -> i32 {
+    let conn = tokio::time::timeout(Duration::from_secs(10), db.connection())
+        .await
+        .expect("checkout within 10 s")
+        .unwrap();
+    let first: i64 = conn
+        .query_one("SELECT txid_current()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let second: i64 = conn
+        .query_one("SELECT txid_current()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(
+        first, second,
+        "the connection is inside a leftover transaction"
+    );
+    // One simple-protocol message: its statement starts the transaction only if none is open.
+    let fresh = first_value(&conn, "SELECT now() = statement_timestamp()").await;
+    assert_eq!(
+        fresh, "t",
+        "the connection is inside a leftover transaction"
+    );
+    conn.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use toolkit_tests::assert_clean;
 
 use toolkit::testing::TestDatabase;
 use toolkit::{
@@ -54,48 +55,6 @@ async fn ids(db: &Database) -> Vec<i32> {
         .iter()
         .map(|r| r.get(0))
         .collect()
-}
-
-/// The first column of the first row of `sql`, run with the simple query protocol.
-async fn first_value(conn: &toolkit::Connection, sql: &str) -> String {
-    conn.simple_query(sql)
-        .await
-        .unwrap()
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .unwrap()
-}
-
-/// Panics unless the next pooled connection is outside any transaction: two statements get
-/// two different transaction ids, and `now()` is the statement's own start.
-async fn assert_clean(db: &Database) {
-    let conn = tokio::time::timeout(Duration::from_secs(10), db.connection())
-        .await
-        .expect("checkout within 10 s")
-        .unwrap();
-    let first: i64 = conn
-        .query_one("SELECT txid_current()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let second: i64 = conn
-        .query_one("SELECT txid_current()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_ne!(
-        first, second,
-        "the connection is inside a leftover transaction"
-    );
-    // One simple-protocol message: its statement starts the transaction only if none is open.
-    let fresh = first_value(&conn, "SELECT now() = statement_timestamp()").await;
-    assert_eq!(
-        fresh, "t",
-        "the connection is inside a leftover transaction"
-    );
 }
 
 async fn with_items(db: &Database) {

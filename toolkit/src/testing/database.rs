@@ -108,17 +108,15 @@ impl Drop for TestDatabase {
 }
 
 fn admin_dbname() -> String {
-    std::env::var("DATABASE_URL")
+    super::env_settings()
         .ok()
-        .and_then(|url| DatabaseSettings::from_url(&url).ok())
+        .flatten()
         .map_or_else(|| "postgres".to_owned(), |s| s.dbname)
 }
 
 async fn admin_settings() -> Result<(DatabaseSettings, bool)> {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        if !url.is_empty() {
-            return Ok((DatabaseSettings::from_url(&url)?, false));
-        }
+    if let Some(settings) = super::env_settings()? {
+        return Ok((settings, false));
     }
     let shared = tokio::task::spawn_blocking(|| {
         SHARED

@@ -23,3 +23,38 @@ mod database;
 
 pub use cluster::{TestCluster, TestClusterBuilder};
 pub use database::TestDatabase;
+
+use toolkit_core::{DatabaseSettings, Error, Result};
+
+/// Settings for the server of `DATABASE_URL` when it is set; otherwise a throwaway cluster is
+/// started and returned beside its settings. Keep the cluster alive while you use the settings:
+/// dropping it stops and removes it.
+///
+/// ```no_run
+/// # async fn demo() -> toolkit::Result<()> {
+/// let (settings, _cluster) = toolkit::testing::server_from_env().await?;
+/// let db = toolkit::Database::new(settings)?;
+/// # Ok(()) }
+/// ```
+pub async fn server_from_env() -> Result<(DatabaseSettings, Option<TestCluster>)> {
+    if let Some(settings) = env_settings()? {
+        return Ok((settings, None));
+    }
+    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+        .await
+        .map_err(|e| Error::NotAvailable {
+            message: format!("starting a throwaway cluster panicked: {e}"),
+        })?
+        .map_err(|e| Error::NotAvailable {
+            message: format!("cannot start a throwaway PostgreSQL cluster: {e}"),
+        })?;
+    Ok((cluster.settings(), Some(cluster)))
+}
+
+/// The settings of `DATABASE_URL`, when it is set and not empty.
+fn env_settings() -> Result<Option<DatabaseSettings>> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => DatabaseSettings::from_url(&url).map(Some),
+        _ => Ok(None),
+    }
+}
