@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::error::DisplayChain;
+use crate::error::{ConnectFailure, DisplayChain};
 use crate::{
     Connection, DatabaseSettings, Error, Pool, Result, Transaction, TransactionBuilder,
     TransactionManager,
@@ -181,7 +181,7 @@ impl Database {
                     self.inner.settings,
                     DisplayChain(&err)
                 );
-                return Err(Error::connection(message, err));
+                return Err(Error::connection(message, err.into_source()));
             }
             tokio::time::sleep(policy.delay_after(attempt)).await;
         }
@@ -237,10 +237,21 @@ impl Database {
     }
 }
 
-async fn ping_once(config: &tokio_postgres::Config) -> Result<(), tokio_postgres::Error> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+async fn ping_once(config: &tokio_postgres::Config) -> Result<(), ConnectFailure> {
+    // The driver's `connect_timeout` covers only the TCP connect: bound the handshake and the
+    // `SELECT 1` too, so a server that accepts the socket and then goes silent fails the ping.
+    let limit = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(5));
+    let (client, connection) = tokio::time::timeout(limit, config.connect(tokio_postgres::NoTls))
+        .await
+        .map_err(|_| ConnectFailure::TimedOut(limit))??;
     let driver = tokio::spawn(connection);
-    let outcome = client.simple_query("SELECT 1").await.map(|_| ());
+    let outcome = match tokio::time::timeout(limit, client.simple_query("SELECT 1")).await {
+        Ok(answer) => answer.map(drop).map_err(ConnectFailure::Driver),
+        Err(_) => Err(ConnectFailure::TimedOut(limit)),
+    };
     drop(client);
     // The driver ends once the client is gone; waiting keeps the ping from leaving a socket behind.
     let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;

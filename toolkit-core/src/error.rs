@@ -112,6 +112,27 @@ pub enum Error {
     },
 }
 
+/// Why one connection attempt failed: the driver's error, or our deadline on the whole
+/// connect (the driver's own `connect_timeout` covers only the TCP connect, not startup and
+/// authentication).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectFailure {
+    #[error(transparent)]
+    Driver(#[from] tokio_postgres::Error),
+    #[error("connecting (TCP, startup and authentication) took longer than {0:?}")]
+    TimedOut(Duration),
+}
+
+impl ConnectFailure {
+    /// As a `source()`: the driver's own error where there is one, so callers can downcast it.
+    pub(crate) fn into_source(self) -> BoxError {
+        match self {
+            ConnectFailure::Driver(err) => Box::new(err),
+            timed_out @ ConnectFailure::TimedOut(_) => Box::new(timed_out),
+        }
+    }
+}
+
 impl Error {
     /// The underlying error this one wraps, if any (same as `source()`).
     pub fn original_error(&self) -> Option<&(dyn StdError + 'static)> {
@@ -125,7 +146,9 @@ impl Error {
             if let Some(pg) = err.downcast_ref::<tokio_postgres::Error>() {
                 return Some(pg);
             }
-            if let Some(pg) = err.downcast_ref::<Arc<tokio_postgres::Error>>() {
+            if let Some(ConnectFailure::Driver(pg)) =
+                err.downcast_ref::<Arc<ConnectFailure>>().map(|f| &**f)
+            {
                 return Some(pg);
             }
             cur = err.source();
@@ -169,6 +192,7 @@ impl Error {
                 ..
             }
             | Error::Timeout { .. } => true,
+            _ if self.connect_timed_out() => true,
             _ => {
                 if let Some(code) = self.code() {
                     return *code == SqlState::QUERY_CANCELED
@@ -199,6 +223,21 @@ impl Error {
                 || *code == SqlState::CANNOT_CONNECT_NOW;
         }
         has_io_source(pg)
+    }
+
+    /// A connect attempt behind this error ran out of time.
+    fn connect_timed_out(&self) -> bool {
+        let mut cur: Option<&(dyn StdError + 'static)> = self.source();
+        while let Some(err) = cur {
+            let failure = err
+                .downcast_ref::<ConnectFailure>()
+                .or_else(|| err.downcast_ref::<Arc<ConnectFailure>>().map(|f| &**f));
+            if matches!(failure, Some(ConnectFailure::TimedOut(_))) {
+                return true;
+            }
+            cur = err.source();
+        }
+        false
     }
 
     pub(crate) fn connection(message: impl Into<String>, source: impl Into<BoxError>) -> Self {

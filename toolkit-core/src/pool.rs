@@ -10,7 +10,7 @@ use std::time::Duration;
 use bb8_postgres::PostgresConnectionManager;
 use tokio_postgres::{Client, NoTls};
 
-use crate::error::DisplayChain;
+use crate::error::{ConnectFailure, DisplayChain};
 use crate::statement_cache::StatementCache;
 use crate::{DatabaseSettings, Error, PoolErrorKind, Result};
 
@@ -36,19 +36,19 @@ struct Deadlines {
 struct Shared {
     /// The most recent connect failure, kept until a connect succeeds, so a pool timeout can
     /// say why no connection could be opened (bb8 itself only reports "timed out").
-    last_connect_error: Mutex<Option<Arc<tokio_postgres::Error>>>,
+    last_connect_error: Mutex<Option<Arc<ConnectFailure>>>,
     closed: AtomicBool,
     target: String,
 }
 
 impl Shared {
-    fn record(&self, outcome: Option<Arc<tokio_postgres::Error>>) {
+    fn record(&self, outcome: Option<Arc<ConnectFailure>>) {
         if let Ok(mut slot) = self.last_connect_error.lock() {
             *slot = outcome;
         }
     }
 
-    fn last_error(&self) -> Option<Arc<tokio_postgres::Error>> {
+    fn last_error(&self) -> Option<Arc<ConnectFailure>> {
         self.last_connect_error
             .lock()
             .ok()
@@ -61,15 +61,23 @@ pub(crate) struct Manager {
     shared: Arc<Shared>,
     statement_cache_size: usize,
     deadlines: Deadlines,
+    /// Bound on one whole connect: TCP, startup and authentication. The driver's own
+    /// `connect_timeout` covers only the TCP connect, so a server (or network) that accepts the
+    /// socket and then goes silent would hold a pool slot for as long as the kernel keeps it.
+    connect_timeout: Duration,
 }
 
 impl bb8::ManageConnection for Manager {
     type Connection = PgConnection;
     // Shared so that the same error can go to bb8 and stay in `Shared` for the caller.
-    type Error = Arc<tokio_postgres::Error>;
+    type Error = Arc<ConnectFailure>;
 
     async fn connect(&self) -> Result<PgConnection, Self::Error> {
-        match self.inner.connect().await {
+        let connected = tokio::time::timeout(self.connect_timeout, self.inner.connect())
+            .await
+            .map_err(|_| ConnectFailure::TimedOut(self.connect_timeout))
+            .and_then(|connected| connected.map_err(ConnectFailure::Driver));
+        match connected {
             Ok(client) => {
                 self.shared.record(None);
                 Ok(PgConnection {
@@ -92,7 +100,7 @@ impl bb8::ManageConnection for Manager {
             .simple_query("")
             .await
             .map(|_| ())
-            .map_err(Arc::new)
+            .map_err(|e| Arc::new(ConnectFailure::Driver(e)))
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
@@ -139,6 +147,7 @@ impl Pool {
                 query: settings.query_timeout,
                 cancel: settings.connection_timeout,
             },
+            connect_timeout: settings.connection_timeout,
         };
         let built = bb8::Pool::builder()
             .max_size(settings.max_pool_size)
@@ -286,23 +295,31 @@ impl Connection {
 
     /// Runs `operation` under the `query_timeout` deadline. When it expires the connection is
     /// abandoned (see [`Connection::abandon`]) and [`Error::Timeout`] returned.
+    ///
+    /// A statement that failed because the connection is lost marks it in doubt: the server's
+    /// FATAL message reaches the caller before the socket is seen closed, and a connection
+    /// returned in that window would otherwise be handed out again and fail a second caller.
     pub(crate) async fn within_deadline<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let Some(limit) = self.conn.deadlines.query else {
-            return operation.await;
+        let outcome = match self.conn.deadlines.query {
+            None => operation.await,
+            Some(limit) => match tokio::time::timeout(limit, operation).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    self.abandon();
+                    return Err(Error::Timeout {
+                        operation: "query",
+                        after: limit,
+                    });
+                }
+            },
         };
-        match tokio::time::timeout(limit, operation).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                self.abandon();
-                Err(Error::Timeout {
-                    operation: "query",
-                    after: limit,
-                })
-            }
+        if matches!(&outcome, Err(err) if err.is_connection_lost()) {
+            self.set_in_doubt(true);
         }
+        outcome
     }
 
     /// Gives up on this connection: the pool discards it when it comes back, and the server is
