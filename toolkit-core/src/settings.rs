@@ -66,6 +66,12 @@ pub struct DatabaseSettings {
     /// TLS mode. Only `disable` and `prefer` (which falls back to plain TCP) are supported until
     /// TLS lands; `require` is rejected by validation. Default `prefer`.
     pub ssl_mode: SslMode,
+    /// How many single statements (repository calls on a `Database`) may share one connection,
+    /// pipelined, once every connection is busy and the pool is at `max_pool_size`. Default 1:
+    /// off. 2 recovers the throughput a saturated pool loses to waiting (see BENCHMARKS.md),
+    /// at the price that a lost connection fails every statement pipelined on it and that a
+    /// statement can wait behind a slow one. Transactions never share.
+    pub pipeline_depth: usize,
     /// Prepared statements each pooled connection keeps (least recently used evicted first).
     /// `0` disables the cache: every statement is prepared per call. Default 256.
     pub statement_cache_size: usize,
@@ -96,6 +102,7 @@ impl Default for DatabaseSettings {
             enable_json_adapters: true,
             application_name: "toolkit".into(),
             ssl_mode: SslMode::Prefer,
+            pipeline_depth: 1,
             statement_cache_size: 256,
             connect_retry: RetryPolicy::default(),
             transaction_retry: RetryPolicy {
@@ -136,6 +143,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("enable_json_adapters", &self.enable_json_adapters)
             .field("application_name", &self.application_name)
             .field("ssl_mode", &self.ssl_mode)
+            .field("pipeline_depth", &self.pipeline_depth)
             .field("statement_cache_size", &self.statement_cache_size)
             .field("connect_retry", &self.connect_retry)
             .field("transaction_retry", &self.transaction_retry)
@@ -278,6 +286,12 @@ impl DatabaseSettings {
         }
         if self.port == 0 {
             return Err(Error::settings("port", "must not be 0"));
+        }
+        if self.pipeline_depth == 0 {
+            return Err(Error::settings(
+                "pipeline_depth",
+                "must be at least 1 (1 turns pipelining off)",
+            ));
         }
         if self.max_pool_size == 0 {
             return Err(Error::settings("max_pool_size", "must be at least 1"));

@@ -87,6 +87,8 @@ pub struct Bench {
     raw: Raw,
     raw_clients: Vec<Arc<Raw>>,
     db: Database,
+    /// The same pool settings with `pipeline_depth = 2`.
+    pipelined: Database,
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -106,7 +108,13 @@ impl Bench {
             ..tdb.settings()
         })?;
         db.init_db().await?;
+        let pipelined = Database::new(DatabaseSettings {
+            pipeline_depth: 2,
+            ..db.settings().clone()
+        })?;
+        pipelined.init_db().await?;
         Ok(Bench {
+            pipelined,
             admin,
             raw,
             raw_clients,
@@ -128,15 +136,37 @@ impl Bench {
         Ok(())
     }
 
+    /// One pass over every workload (or those named in `BENCH_ONLY`, comma-separated).
     pub async fn pass(&mut self, raw_first: bool) -> Res<Vec<Outcome>> {
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| w == name);
         let mut out = Vec::new();
-        out.push(self.insert_one(raw_first).await?);
+        if wanted("insert_one") {
+            out.push(self.insert_one(raw_first).await?);
+        }
         self.reset(usize::try_from(SEEDED_ROWS)?).await?;
-        out.push(self.get_by_id(raw_first).await?);
-        out.push(self.update_one(raw_first).await?);
-        out.push(self.get_by_id_concurrent(raw_first).await?);
-        out.push(self.select_all(raw_first).await?);
-        out.extend(self.create_bulk().await?);
+        if wanted("get_by_id") {
+            out.push(self.get_by_id(raw_first).await?);
+        }
+        if wanted("update_one") {
+            out.push(self.update_one(raw_first).await?);
+        }
+        if wanted("get_by_id_concurrent") {
+            out.push(
+                self.get_by_id_concurrent(raw_first, &self.db, " 16 clients")
+                    .await?,
+            );
+            out.push(
+                self.get_by_id_concurrent(raw_first, &self.pipelined, " pipelined")
+                    .await?,
+            );
+        }
+        if wanted("select_all") {
+            out.push(self.select_all(raw_first).await?);
+        }
+        if wanted("create_bulk") {
+            out.extend(self.create_bulk().await?);
+        }
         Ok(out)
     }
 
@@ -258,16 +288,26 @@ impl Bench {
         })
     }
 
-    async fn get_by_id_concurrent(&self, raw_first: bool) -> Res<Outcome> {
+    async fn get_by_id_concurrent(
+        &self,
+        raw_first: bool,
+        db: &Database,
+        raw_label: &'static str,
+    ) -> Res<Outcome> {
         let mut raw = Run::default();
         let mut kit = Run::default();
-        let per_task = CONCURRENT_OPS / CONCURRENT_TASKS;
+        // BENCH_TASKS overrides the task count, e.g. 16 to compare without pipelining on the raw side.
+        let tasks_n: usize = std::env::var("BENCH_TASKS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(CONCURRENT_TASKS);
+        let per_task = CONCURRENT_OPS / tasks_n;
         for side in order(raw_first) {
             let start = Instant::now();
             let mut tasks = Vec::new();
-            for task in 0..CONCURRENT_TASKS {
+            for task in 0..tasks_n {
                 let client = self.raw_clients[task % self.raw_clients.len()].clone();
-                let db = self.db.clone();
+                let db = db.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut ids = Ids(0x1234_5678 + u64::try_from(task).unwrap_or(0));
                     let repo = Repository::<BenchUser>::new(&db);
@@ -300,7 +340,7 @@ impl Bench {
         Ok(Outcome {
             name: "get_by_id_concurrent",
             unit: "ops/s",
-            raw_label: " 16 clients",
+            raw_label,
             raw,
             kit,
             memory: None,

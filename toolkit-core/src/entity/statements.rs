@@ -1,6 +1,7 @@
 //! Every statement of an entity, rendered once per process from its metadata.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use super::EntityMeta;
 use crate::sql::{col, Delete, Insert, Select, TableRef, Update};
@@ -31,7 +32,13 @@ pub struct EntitySql {
     pub update_columns: Vec<usize>,
     /// The quoted table name, for statements built per call.
     pub table: String,
+    /// `update` statements by the set of patched columns, rendered on first use.
+    patches: RwLock<HashMap<Box<[usize]>, Arc<str>>>,
 }
+
+/// More distinct patch shapes than this are rendered per call instead of cached: the cache
+/// must stay bounded even for an entity with many columns patched in every combination.
+const MAX_CACHED_PATCHES: usize = 256;
 
 impl EntitySql {
     /// Renders every statement; fails only if the metadata holds a name that is not a valid
@@ -100,6 +107,7 @@ impl EntitySql {
             insert_columns,
             update_columns,
             table: quoted,
+            patches: RwLock::new(HashMap::new()),
         })
     }
 
@@ -117,6 +125,37 @@ impl EntitySql {
                 message: message.clone(),
                 source: None,
             })
+    }
+}
+
+impl EntitySql {
+    /// `UPDATE <table> SET <columns> WHERE <key> = $n RETURNING <all columns>` for the given
+    /// column indices, rendered once per distinct set.
+    pub fn patch(&self, meta: &'static EntityMeta, columns: &[usize]) -> Result<Arc<str>> {
+        if let Some(sql) = self
+            .patches
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(columns).cloned())
+        {
+            return Ok(sql);
+        }
+        let names: Vec<&str> = columns.iter().map(|&i| meta.columns[i].name).collect();
+        let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
+        let key = meta.key_column()?.name;
+        let sql: Arc<str> = Update::table(meta.table_ref())
+            .set(&names)
+            .filter(col(key).eq())
+            .returning(&all)
+            .build()?
+            .into_sql()
+            .into();
+        if let Ok(mut cache) = self.patches.write() {
+            if cache.len() < MAX_CACHED_PATCHES {
+                cache.insert(columns.into(), sql.clone());
+            }
+        }
+        Ok(sql)
     }
 }
 

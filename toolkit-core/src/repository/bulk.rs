@@ -35,10 +35,12 @@ pub(super) async fn create_bulk<E: Entity>(
             source: None,
         });
     }
-    let handle = executor.acquire().await?;
     if values.len() <= VALUES_MAX_ROWS && values.len() * per_row <= MAX_PARAMS {
+        let handle = executor.acquire().await?;
         values_insert(&handle, sql, values).await
     } else {
+        // Temporary table, COPY, INSERT, DROP: nothing else may run on the connection between.
+        let handle = executor.acquire_exclusive().await?;
         // A cancelled call would leave the temporary table in the session: until the DROP is
         // confirmed the connection is in doubt, and discarded if it comes back that way.
         let guarded = handle.connection().filter(|_| !handle.in_transaction());

@@ -2,6 +2,7 @@
 //! connection, a transaction or savepoint, or a plain driver client.
 
 use std::pin::pin;
+use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
@@ -73,13 +74,28 @@ impl Executor for Client {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Handle<'a> {
     Owned(Connection),
+    /// A connection other single statements may be pipelined on (see `pool/lending.rs`).
+    Shared(Arc<Connection>),
     Borrowed(&'a Connection),
     Transaction(&'a Connection),
     Client(&'a Client),
 }
 
 impl<'a> ExecutorRef<'a> {
+    /// A connection for one statement: from a database or pool, possibly shared with other
+    /// pipelined statements.
     pub(crate) async fn acquire(self) -> Result<Handle<'a>> {
+        Ok(match self {
+            ExecutorRef::Database(db) => {
+                Handle::Shared(db.get_pool().await?.get_for_statement().await?)
+            }
+            ExecutorRef::Pool(pool) => Handle::Shared(pool.get_for_statement().await?),
+            other => other.acquire_exclusive().await?,
+        })
+    }
+
+    /// A connection no other statement runs on meanwhile, for work spanning several statements.
+    pub(crate) async fn acquire_exclusive(self) -> Result<Handle<'a>> {
         Ok(match self {
             ExecutorRef::Database(db) => Handle::Owned(db.connection().await?),
             ExecutorRef::Pool(pool) => Handle::Owned(pool.get().await?),
@@ -98,6 +114,7 @@ impl Handle<'_> {
     pub(crate) fn client(&self) -> &Client {
         match self {
             Handle::Owned(conn) => conn,
+            Handle::Shared(conn) => conn,
             Handle::Borrowed(conn) | Handle::Transaction(conn) => conn,
             Handle::Client(client) => client,
         }
@@ -106,6 +123,7 @@ impl Handle<'_> {
     pub(crate) fn connection(&self) -> Option<&Connection> {
         match self {
             Handle::Owned(conn) => Some(conn),
+            Handle::Shared(conn) => Some(conn),
             Handle::Borrowed(conn) | Handle::Transaction(conn) => Some(conn),
             Handle::Client(_) => None,
         }
@@ -234,9 +252,15 @@ impl Handle<'_> {
         &self,
         operation: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        match self.connection() {
-            Some(conn) => conn.within_deadline(operation).await,
-            None => operation.await,
+        match self {
+            Handle::Shared(conn) => {
+                conn.within_deadline(operation, Arc::strong_count(conn) == 1)
+                    .await
+            }
+            other => match other.connection() {
+                Some(conn) => conn.within_deadline(operation, true).await,
+                None => operation.await,
+            },
         }
     }
 }

@@ -9,7 +9,6 @@ use std::marker::PhantomData;
 use tokio_postgres::types::ToSql;
 
 use crate::entity::{Entity, Param};
-use crate::sql::{col, Update};
 use crate::{Error, Result};
 
 pub use executor::{Executor, ExecutorRef};
@@ -119,11 +118,11 @@ impl<'e, E: Entity> Repository<'e, E> {
         let id = id.borrow();
         let sql = E::sql()?;
         let meta = E::META;
-        let mut names = Vec::new();
+        let mut columns = Vec::new();
         let mut params = Vec::new();
         for &index in &sql.update_columns {
             if let Some(param) = E::patch_param(&patch, index) {
-                names.push(meta.columns[index].name);
+                columns.push(index);
                 params.push(param?);
             }
         }
@@ -135,17 +134,11 @@ impl<'e, E: Entity> Repository<'e, E> {
                 source: None,
             });
         }
-        let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
-        let key = meta.key_column()?.name;
-        let statement = Update::table(meta.table_ref())
-            .set(&names)
-            .filter(col(key).eq())
-            .returning(&all)
-            .build()?;
+        let statement = sql.patch(meta, &columns)?;
         let mut bound = refs(&params);
         bound.push(id);
         let handle = self.executor.acquire().await?;
-        match handle.query_opt(statement.sql(), &bound).await? {
+        match handle.query_opt(&statement, &bound).await? {
             Some(row) => E::from_row(&row),
             None => Err(Self::not_found(id)),
         }

@@ -1,6 +1,8 @@
 //! The connection pool: bb8 with a manager of our own around bb8-postgres, so that we can
 //! see connect errors, mark connections in doubt, and skip the health-check round trip.
 
+mod lending;
+
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +41,13 @@ struct Shared {
     last_connect_error: Mutex<Option<Arc<ConnectFailure>>>,
     closed: AtomicBool,
     target: String,
+    /// Connections currently lent to single statements, which other single statements may
+    /// join (pipelining) when every connection is busy; see `lending.rs`.
+    lent: Mutex<Vec<std::sync::Weak<Connection>>>,
+    pipeline_depth: usize,
+    max_size: u32,
+    /// Statements that joined a busy connection instead of waiting: a pool metric.
+    pipelined: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -138,6 +147,10 @@ impl Pool {
             last_connect_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             target: settings.to_string(),
+            lent: Mutex::new(Vec::new()),
+            pipeline_depth: settings.pipeline_depth.max(1),
+            max_size: settings.max_pool_size,
+            pipelined: std::sync::atomic::AtomicU64::new(0),
         });
         let manager = Manager {
             inner: PostgresConnectionManager::new(settings.pg_config(), NoTls),
@@ -222,6 +235,11 @@ impl Pool {
         self.shared.closed.load(Ordering::Acquire)
     }
 
+    /// How many statements so far ran pipelined on a busy connection (see `pipeline_depth`).
+    pub fn pipelined_statements(&self) -> u64 {
+        self.shared.pipelined.load(Ordering::Relaxed)
+    }
+
     /// Open connections and how many of them are idle.
     pub fn state(&self) -> (u32, u32) {
         let state = self.inner.state();
@@ -289,6 +307,11 @@ impl Connection {
 }
 
 impl Connection {
+    /// Neither in doubt nor closed: safe to run another statement on.
+    pub(crate) fn usable(&self) -> bool {
+        !self.conn.in_doubt.load(Ordering::Acquire) && !self.conn.client.is_closed()
+    }
+
     pub(crate) fn statements(&self) -> &StatementCache {
         &self.conn.statements
     }
@@ -299,16 +322,24 @@ impl Connection {
     /// A statement that failed because the connection is lost marks it in doubt: the server's
     /// FATAL message reaches the caller before the socket is seen closed, and a connection
     /// returned in that window would otherwise be handed out again and fail a second caller.
+    ///
+    /// `sole_user` is false on a connection shared by pipelined statements: the server-side
+    /// cancel would hit whichever of them is running, so it is skipped there.
     pub(crate) async fn within_deadline<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T>>,
+        sole_user: bool,
     ) -> Result<T> {
         let outcome = match self.conn.deadlines.query {
             None => operation.await,
             Some(limit) => match tokio::time::timeout(limit, operation).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    self.abandon();
+                    if sole_user {
+                        self.abandon();
+                    } else {
+                        self.set_in_doubt(true);
+                    }
                     return Err(Error::Timeout {
                         operation: "query",
                         after: limit,
