@@ -573,3 +573,30 @@ async fn statements_are_cached_per_connection_bounded_and_survive_alter_table() 
     );
     assert_eq!(repo.get_by_id(created.id).await.unwrap().id, created.id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_many_copies_all_or_nothing() {
+    let (_tdb, db) = users_db().await;
+    let repo = Repository::<User>::new(&db);
+    assert_eq!(repo.insert_many(&[]).await.unwrap(), 0);
+    let rows: Vec<User> = (0..3_000).map(user).collect();
+    assert_eq!(repo.insert_many(&rows).await.unwrap(), 3_000);
+    assert_eq!(repo.count().await.unwrap(), 3_000);
+    let stored = repo.get_all().await.unwrap();
+    let last = stored
+        .iter()
+        .find(|u| u.email == rows[2_999].email)
+        .expect("last row stored");
+    assert_eq!(last.profile, rows[2_999].profile);
+    assert_eq!(last.tags, rows[2_999].tags);
+
+    let mut bad: Vec<User> = (10_000..12_000).map(user).collect();
+    bad[1_999].email = bad[0].email.clone();
+    let err = repo.insert_many(&bad).await.unwrap_err();
+    assert_eq!(err.constraint(), Some("users_email_address_key"), "{err}");
+    assert_eq!(
+        repo.count().await.unwrap(),
+        3_000,
+        "a failed COPY inserts nothing"
+    );
+}

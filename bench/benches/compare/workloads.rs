@@ -1,7 +1,7 @@
 //! The workloads, each run on both sides from the same starting state.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use toolkit::testing::TestDatabase;
@@ -73,6 +73,13 @@ impl Ids {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Sequential {
+    Insert,
+    Get,
+    Update,
+}
+
 pub struct Outcome {
     pub name: &'static str,
     pub unit: &'static str,
@@ -142,14 +149,15 @@ impl Bench {
         let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| w == name);
         let mut out = Vec::new();
         if wanted("insert_one") {
-            out.push(self.insert_one(raw_first).await?);
+            self.reset(0).await?;
+            out.push(self.sequential(Sequential::Insert, raw_first).await?);
         }
         self.reset(usize::try_from(SEEDED_ROWS)?).await?;
         if wanted("get_by_id") {
-            out.push(self.get_by_id(raw_first).await?);
+            out.push(self.sequential(Sequential::Get, raw_first).await?);
         }
         if wanted("update_one") {
-            out.push(self.update_one(raw_first).await?);
+            out.push(self.sequential(Sequential::Update, raw_first).await?);
         }
         if wanted("get_by_id_concurrent") {
             out.push(
@@ -167,123 +175,84 @@ impl Bench {
         if wanted("create_bulk") {
             out.extend(self.create_bulk().await?);
         }
+        if only.split(',').any(|w| w == "bulk_phases") {
+            self.reset(0).await?;
+            let users: Vec<BenchUser> = (0..BULK_ROWS).map(user).collect();
+            let [copy, insert, returning, decode] = self.raw.bulk_phases(&users).await?;
+            eprintln!(
+                "bulk phases, {BULK_ROWS} rows: COPY into temp {copy:?}; INSERT..SELECT {insert:?}; \
+                 INSERT..SELECT..RETURNING (rows received) {returning:?}; decode {decode:?}"
+            );
+        }
         Ok(out)
     }
 
-    async fn insert_one(&self, raw_first: bool) -> Res<Outcome> {
+    /// A sequential workload, interleaved in blocks of `BLOCK` operations so that a slow
+    /// moment of the machine hits both sides alike (block order alternates too).
+    async fn sequential(&self, kind: Sequential, raw_first: bool) -> Res<Outcome> {
+        const BLOCK: usize = 100;
+        let repo = Repository::<BenchUser>::new(&self.db);
         let users: Vec<BenchUser> = (0..SEQUENTIAL_OPS).map(user).collect();
-        let repo = Repository::<BenchUser>::new(&self.db);
-        let mut raw = Run::default();
-        let mut kit = Run::default();
-        for side in order(raw_first) {
-            self.reset(0).await?;
-            let mut lat = Vec::with_capacity(users.len());
-            let start = Instant::now();
-            for u in &users {
-                let t = Instant::now();
-                let stored = if side {
-                    self.raw.insert(u).await?
-                } else {
-                    repo.create(u).await?
-                };
-                lat.push(t.elapsed());
-                std::hint::black_box(stored);
-            }
-            let run = Run::from_ops(lat, start.elapsed());
-            if side {
-                raw = run
+        let mut ids = Ids(0x9E37_79B9_7F4A_7C15);
+        let mut plan: Vec<(i64, i32)> = Vec::with_capacity(SEQUENTIAL_OPS);
+        for n in 0..SEQUENTIAL_OPS {
+            plan.push((ids.next(SEEDED_ROWS), i32::try_from(n % 50)?));
+        }
+        let (mut raw_lat, mut kit_lat) = (Vec::new(), Vec::new());
+        let (mut raw_total, mut kit_total) = (Duration::ZERO, Duration::ZERO);
+        for (block, chunk) in plan.chunks(BLOCK).enumerate() {
+            let first = if block % 2 == 0 {
+                raw_first
             } else {
-                kit = run
+                !raw_first
+            };
+            for side in [first, !first] {
+                let start = Instant::now();
+                for (offset, &(id, age)) in chunk.iter().enumerate() {
+                    let n = block * BLOCK + offset;
+                    let t = Instant::now();
+                    let row = match (kind, side) {
+                        (Sequential::Insert, true) => self.raw.insert(&users[n]).await?,
+                        (Sequential::Insert, false) => repo.create(&users[n]).await?,
+                        (Sequential::Get, true) => self.raw.get(id).await?,
+                        (Sequential::Get, false) => repo.get_by_id(id).await?,
+                        (Sequential::Update, true) => {
+                            self.raw.update(id, &users[n].name, age).await?
+                        }
+                        (Sequential::Update, false) => {
+                            let patch = BenchUserPatch {
+                                name: Some(users[n].name.clone()),
+                                age: Some(Some(age)),
+                                ..Default::default()
+                            };
+                            repo.update(id, patch).await?
+                        }
+                    };
+                    std::hint::black_box(row);
+                    if side {
+                        raw_lat.push(t.elapsed())
+                    } else {
+                        kit_lat.push(t.elapsed())
+                    }
+                }
+                if side {
+                    raw_total += start.elapsed()
+                } else {
+                    kit_total += start.elapsed()
+                }
             }
         }
+        let name = match kind {
+            Sequential::Insert => "insert_one",
+            Sequential::Get => "get_by_id",
+            Sequential::Update => "update_one",
+        };
         Ok(Outcome {
-            name: "insert_one",
+            name,
             unit: "ops/s",
             raw_label: "",
-            raw,
-            kit,
-            memory: None,
-        })
-    }
-
-    async fn get_by_id(&self, raw_first: bool) -> Res<Outcome> {
-        let repo = Repository::<BenchUser>::new(&self.db);
-        let mut raw = Run::default();
-        let mut kit = Run::default();
-        for side in order(raw_first) {
-            let mut ids = Ids(0x9E37_79B9_7F4A_7C15);
-            let mut lat = Vec::with_capacity(SEQUENTIAL_OPS);
-            let start = Instant::now();
-            for _ in 0..SEQUENTIAL_OPS {
-                let id = ids.next(SEEDED_ROWS);
-                let t = Instant::now();
-                let found = if side {
-                    self.raw.get(id).await?
-                } else {
-                    repo.get_by_id(id).await?
-                };
-                lat.push(t.elapsed());
-                std::hint::black_box(found);
-            }
-            let run = Run::from_ops(lat, start.elapsed());
-            if side {
-                raw = run
-            } else {
-                kit = run
-            }
-        }
-        Ok(Outcome {
-            name: "get_by_id",
-            unit: "ops/s",
-            raw_label: "",
-            raw,
-            kit,
-            memory: None,
-        })
-    }
-
-    async fn update_one(&self, raw_first: bool) -> Res<Outcome> {
-        let repo = Repository::<BenchUser>::new(&self.db);
-        let mut raw = Run::default();
-        let mut kit = Run::default();
-        for side in order(raw_first) {
-            let mut ids = Ids(0x2545_F491_4F6C_DD1D);
-            let mut lat = Vec::with_capacity(SEQUENTIAL_OPS);
-            let start = Instant::now();
-            for n in 0..SEQUENTIAL_OPS {
-                let id = ids.next(SEEDED_ROWS);
-                let name = format!("renamed {n}");
-                let age = i32::try_from(n % 50)?;
-                let t = Instant::now();
-                let stored = if side {
-                    self.raw.update(id, &name, age).await?
-                } else {
-                    repo.update(
-                        id,
-                        BenchUserPatch {
-                            name: Some(name),
-                            age: Some(Some(age)),
-                            ..Default::default()
-                        },
-                    )
-                    .await?
-                };
-                lat.push(t.elapsed());
-                std::hint::black_box(stored);
-            }
-            let run = Run::from_ops(lat, start.elapsed());
-            if side {
-                raw = run
-            } else {
-                kit = run
-            }
-        }
-        Ok(Outcome {
-            name: "update_one",
-            unit: "ops/s",
-            raw_label: "",
-            raw,
-            kit,
+            raw: Run::from_ops(raw_lat, raw_total),
+            kit: Run::from_ops(kit_lat, kit_total),
             memory: None,
         })
     }
@@ -402,11 +371,25 @@ impl Bench {
 
         self.reset(0).await?;
         let start = Instant::now();
+        let inserted = repo.insert_many(&users).await?;
+        let many = Run::from_rows(BULK_ROWS, start.elapsed());
+        assert_eq!(usize::try_from(inserted)?, BULK_ROWS);
+
+        self.reset(0).await?;
+        let start = Instant::now();
         let stored = self.raw.values_returning(&users).await?;
         let values = Run::from_rows(BULK_ROWS, start.elapsed());
         assert_eq!(stored.len(), BULK_ROWS);
 
         Ok(vec![
+            Outcome {
+                name: "insert_many",
+                unit: "rows/s",
+                raw_label: " vs COPY",
+                raw: copy.clone(),
+                kit: many,
+                memory: None,
+            },
             Outcome {
                 name: "create_bulk",
                 unit: "rows/s",

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 
 use super::executor::{ExecutorRef, Handle};
 use super::refs;
-use crate::entity::{Entity, EntitySql, Param};
+use crate::entity::{Entity, EntityMeta, EntitySql, Param};
 use crate::sql::{quote_ident, Insert, MAX_PARAMS};
 use crate::{Error, Result};
 
@@ -97,20 +97,9 @@ async fn copy_insert<E: Entity>(
         "toolkit_bulk_{}",
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ))?;
-    let mut insert_list = String::new();
-    for (n, &index) in sql.insert_columns.iter().enumerate() {
-        if n > 0 {
-            insert_list.push_str(", ");
-        }
-        insert_list.push_str(&quote_ident(meta.columns[index].name)?);
-    }
-    let mut all_list = String::new();
-    for (n, column) in meta.columns.iter().enumerate() {
-        if n > 0 {
-            all_list.push_str(", ");
-        }
-        all_list.push_str(&quote_ident(column.name)?);
-    }
+    let insert_list = insert_list(meta, &sql.insert_columns)?;
+    let all: Vec<usize> = (0..meta.columns.len()).collect();
+    let all_list = self::insert_list(meta, &all)?;
     let client = handle.client();
     let create = format!(
         "CREATE TEMPORARY TABLE pg_temp.{temp} AS SELECT {insert_list} FROM {table} WITH NO DATA",
@@ -118,25 +107,7 @@ async fn copy_insert<E: Entity>(
     );
     client.batch_execute(&create).await?;
     let outcome = async {
-        let types: Vec<_> = client
-            .prepare(&format!("SELECT {insert_list} FROM pg_temp.{temp}"))
-            .await?
-            .columns()
-            .iter()
-            .map(|c| c.type_().clone())
-            .collect();
-        let sink = client.copy_in(&format!("COPY pg_temp.{temp} ({insert_list}) FROM STDIN (FORMAT binary)")).await?;
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
-        let mut row: Vec<Param<'_>> = Vec::with_capacity(sql.insert_columns.len());
-        for value in values {
-            row.clear();
-            for &index in &sql.insert_columns {
-                row.push(value.param(index)?);
-            }
-            let bound: Vec<&(dyn ToSql + Sync)> = refs(&row);
-            writer.as_mut().write(&bound).await?;
-        }
-        writer.finish().await?;
+        copy_rows(handle, &format!("pg_temp.{temp}"), &insert_list, sql, values).await?;
         let insert = format!(
             "INSERT INTO {table} ({insert_list}) SELECT {insert_list} FROM pg_temp.{temp} RETURNING {all_list}",
             table = sql.table
@@ -157,4 +128,66 @@ async fn copy_insert<E: Entity>(
     let rows = outcome?;
     dropped?;
     Ok(rows)
+}
+
+/// Streams `values` by binary COPY into `target` (a quoted table name), the columns of
+/// `insert_list`; returns the rows written. COPY is one statement: all rows or none.
+async fn copy_rows<E: Entity>(
+    handle: &Handle<'_>,
+    target: &str,
+    insert_list: &str,
+    sql: &EntitySql,
+    values: &[E],
+) -> Result<u64> {
+    let client = handle.client();
+    // The binary format needs each column's exact type, including enums and domains.
+    let types: Vec<_> = client
+        .prepare(&format!("SELECT {insert_list} FROM {target} LIMIT 0"))
+        .await?
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    let sink = client
+        .copy_in(&format!(
+            "COPY {target} ({insert_list}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+    let mut row: Vec<Param<'_>> = Vec::with_capacity(sql.insert_columns.len());
+    for value in values {
+        row.clear();
+        for &index in &sql.insert_columns {
+            row.push(value.param(index)?);
+        }
+        let bound: Vec<&(dyn ToSql + Sync)> = refs(&row);
+        writer.as_mut().write(&bound).await?;
+    }
+    Ok(writer.finish().await?)
+}
+
+/// `insert_many`: binary COPY straight into the table, returning only the count.
+pub(super) async fn insert_many<E: Entity>(executor: ExecutorRef<'_>, values: &[E]) -> Result<u64> {
+    if values.is_empty() {
+        return Ok(0);
+    }
+    let sql = E::sql()?;
+    let insert_list = insert_list(E::META, &sql.insert_columns)?;
+    // COPY holds the connection in copy mode: nothing may be pipelined beside it.
+    let handle = executor.acquire_exclusive().await?;
+    handle
+        .deadline(copy_rows(&handle, &sql.table, &insert_list, sql, values))
+        .await
+}
+
+/// The quoted column list of `columns`, e.g. `"name", "email"`.
+fn insert_list(meta: &EntityMeta, columns: &[usize]) -> Result<String> {
+    let mut list = String::new();
+    for (n, &index) in columns.iter().enumerate() {
+        if n > 0 {
+            list.push_str(", ");
+        }
+        list.push_str(&quote_ident(meta.columns[index].name)?);
+    }
+    Ok(list)
 }

@@ -94,6 +94,13 @@ impl<'e, E: Entity> Repository<'e, E> {
         bulk::create_bulk(self.executor, values).await
     }
 
+    /// Inserts all `values` by binary `COPY` straight into the table, all or nothing, and
+    /// returns how many were written: the fastest way in when the stored rows (generated keys,
+    /// defaults) are not needed back. Use [`create_bulk`](Repository::create_bulk) when they are.
+    pub async fn insert_many(&self, values: &[E]) -> Result<u64> {
+        bulk::insert_many(self.executor, values).await
+    }
+
     /// The row with key `id`, or [`Error::RecordNotFound`].
     pub async fn get_by_id(&self, id: impl Borrow<E::Id>) -> Result<E> {
         let id = id.borrow();
