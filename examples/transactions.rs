@@ -18,15 +18,7 @@ use toolkit::{
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // Keep the cluster alive until the end of main; dropping it stops and removes it.
-    let (settings, cluster) = toolkit::testing::server_from_env().await?;
-    match &cluster {
-        Some(c) => println!(
-            "DATABASE_URL is not set: started a throwaway PostgreSQL cluster on {}:{}",
-            c.host(),
-            c.port()
-        ),
-        None => println!("using DATABASE_URL"),
-    }
+    let (settings, _cluster) = toolkit::testing::server_from_env().await?;
     let db = Database::new(DatabaseSettings {
         min_pool_size: 1,
         max_pool_size: 4,

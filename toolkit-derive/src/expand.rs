@@ -33,8 +33,6 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
     let key = cont.key()?;
     let key_index = cont.stored().position(|f| f.ident == key.ident)?;
     let p = private(cont);
-    let ident = cont.ident;
-    let patch_ident = patch_ident(cont);
     let key_ty = key.ty;
     let key_ident = key.ident;
     let key_index = Literal::usize_unsuffixed(key_index);
@@ -61,9 +59,66 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
         let i = Literal::usize_unsuffixed(i);
         quote!(#i => #p::Option::map(#p::Option::as_ref(&patch.#field), |value| #value),)
     });
-    let patch = patch_struct(cont);
+    Some(entity_impl(
+        cont,
+        &p,
+        quote!(#key_ty),
+        quote! {
+                    const META: &'static #p::EntityMeta = &#p::EntityMeta {
+                        schema: #schema,
+                        table: #table,
+                        columns: &[#(#columns),*],
+                        key: #key_index,
+                    };
 
-    Some(quote! {
+                    fn sql() -> #p::Result<&'static #p::EntitySql> {
+                        static SQL: #p::OnceLock<#p::StdResult<#p::EntitySql, #p::String>> = #p::OnceLock::new();
+                        #p::EntitySql::cached(&SQL, <Self as #p::Entity>::META)
+                    }
+
+                    fn id(&self) -> &Self::Id {
+                        &self.#key_ident
+                    }
+
+                    fn from_row(row: &#p::Row) -> #p::Result<Self> {
+                        let meta = <Self as #p::Entity>::META;
+                        #p::StdResult::Ok(Self { #(#reads)* })
+                    }
+
+                    fn param(&self, index: usize) -> #p::Result<#p::Param<'_>> {
+                        let meta = <Self as #p::Entity>::META;
+                        match index {
+                            #(#params)*
+                            _ => #p::StdResult::Err(#p::no_such_column(index, meta)),
+                        }
+                    }
+
+                    fn patch_param(patch: &Self::Patch, index: usize) -> #p::Option<#p::Result<#p::Param<'_>>> {
+                        let meta = <Self as #p::Entity>::META;
+                        match index {
+                            #(#patch_params)*
+                            _ => {
+                                let _ = (patch, meta);
+                                #p::Option::None
+                            }
+                        }
+                    }
+        },
+    ))
+}
+
+/// The `Patch` struct and the `Entity` impl around `items`, in the shape every expansion
+/// (real or stub) shares: hidden, lint-quiet, reaching the runtime only through `__private`.
+fn entity_impl(
+    cont: &Container<'_>,
+    p: &TokenStream,
+    id_ty: TokenStream,
+    items: TokenStream,
+) -> TokenStream {
+    let ident = cont.ident;
+    let patch_ident = patch_ident(cont);
+    let patch = patch_struct(cont);
+    quote! {
         #patch
 
         #[doc(hidden)]
@@ -71,51 +126,13 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
         const _: () = {
             #[automatically_derived]
             impl #p::Entity for #ident {
-                type Id = #key_ty;
+                type Id = #id_ty;
                 type Patch = #patch_ident;
 
-                const META: &'static #p::EntityMeta = &#p::EntityMeta {
-                    schema: #schema,
-                    table: #table,
-                    columns: &[#(#columns),*],
-                    key: #key_index,
-                };
-
-                fn sql() -> #p::Result<&'static #p::EntitySql> {
-                    static SQL: #p::OnceLock<#p::StdResult<#p::EntitySql, #p::String>> = #p::OnceLock::new();
-                    #p::EntitySql::cached(&SQL, <Self as #p::Entity>::META)
-                }
-
-                fn id(&self) -> &Self::Id {
-                    &self.#key_ident
-                }
-
-                fn from_row(row: &#p::Row) -> #p::Result<Self> {
-                    let meta = <Self as #p::Entity>::META;
-                    #p::StdResult::Ok(Self { #(#reads)* })
-                }
-
-                fn param(&self, index: usize) -> #p::Result<#p::Param<'_>> {
-                    let meta = <Self as #p::Entity>::META;
-                    match index {
-                        #(#params)*
-                        _ => #p::StdResult::Err(#p::no_such_column(index, meta)),
-                    }
-                }
-
-                fn patch_param(patch: &Self::Patch, index: usize) -> #p::Option<#p::Result<#p::Param<'_>>> {
-                    let meta = <Self as #p::Entity>::META;
-                    match index {
-                        #(#patch_params)*
-                        _ => {
-                            let _ = (patch, meta);
-                            #p::Option::None
-                        }
-                    }
-                }
+                #items
             }
         };
-    })
+    }
 }
 
 fn private(cont: &Container<'_>) -> TokenStream {
@@ -210,8 +227,6 @@ fn stub(cont: &Container<'_>) -> TokenStream {
         return TokenStream::new();
     }
     let p = private(cont);
-    let ident = cont.ident;
-    let patch_ident = patch_ident(cont);
     let (id_ty, id_body) = match cont.key() {
         Some(key) => {
             let (ty, field) = (key.ty, key.ident);
@@ -219,45 +234,37 @@ fn stub(cont: &Container<'_>) -> TokenStream {
         }
         None => (quote!(i64), quote!(&0)),
     };
-    let patch = patch_struct(cont);
-    quote! {
-        #patch
+    entity_impl(
+        cont,
+        &p,
+        id_ty,
+        quote! {
+                    const META: &'static #p::EntityMeta = &#p::EntityMeta {
+                        schema: #p::Option::None,
+                        table: "",
+                        columns: &[],
+                        key: 0,
+                    };
 
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, clippy::absolute_paths)]
-        const _: () = {
-            #[automatically_derived]
-            impl #p::Entity for #ident {
-                type Id = #id_ty;
-                type Patch = #patch_ident;
+                    fn sql() -> #p::Result<&'static #p::EntitySql> {
+                        #p::StdResult::Err(#p::no_such_column(0, <Self as #p::Entity>::META))
+                    }
 
-                const META: &'static #p::EntityMeta = &#p::EntityMeta {
-                    schema: #p::Option::None,
-                    table: "",
-                    columns: &[],
-                    key: 0,
-                };
+                    fn id(&self) -> &Self::Id {
+                        #id_body
+                    }
 
-                fn sql() -> #p::Result<&'static #p::EntitySql> {
-                    #p::StdResult::Err(#p::no_such_column(0, <Self as #p::Entity>::META))
-                }
+                    fn from_row(_: &#p::Row) -> #p::Result<Self> {
+                        #p::StdResult::Err(#p::no_such_column(0, <Self as #p::Entity>::META))
+                    }
 
-                fn id(&self) -> &Self::Id {
-                    #id_body
-                }
+                    fn param(&self, index: usize) -> #p::Result<#p::Param<'_>> {
+                        #p::StdResult::Err(#p::no_such_column(index, <Self as #p::Entity>::META))
+                    }
 
-                fn from_row(_: &#p::Row) -> #p::Result<Self> {
-                    #p::StdResult::Err(#p::no_such_column(0, <Self as #p::Entity>::META))
-                }
-
-                fn param(&self, index: usize) -> #p::Result<#p::Param<'_>> {
-                    #p::StdResult::Err(#p::no_such_column(index, <Self as #p::Entity>::META))
-                }
-
-                fn patch_param(_: &Self::Patch, _: usize) -> #p::Option<#p::Result<#p::Param<'_>>> {
-                    #p::Option::None
-                }
-            }
-        };
-    }
+                    fn patch_param(_: &Self::Patch, _: usize) -> #p::Option<#p::Result<#p::Param<'_>>> {
+                        #p::Option::None
+                    }
+        },
+    )
 }

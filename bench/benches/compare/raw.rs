@@ -91,12 +91,19 @@ impl Raw {
 
     /// Binary COPY straight into the table: the fastest way in, returning nothing.
     pub async fn copy_in(&self, users: &[BenchUser]) -> Result<u64, tokio_postgres::Error> {
+        self.copy_into("bench_users", users).await
+    }
+
+    async fn copy_into(
+        &self,
+        table: &str,
+        users: &[BenchUser],
+    ) -> Result<u64, tokio_postgres::Error> {
         use tokio_postgres::binary_copy::BinaryCopyInWriter;
         use tokio_postgres::types::Type;
-        let sink = self
-            .client
-            .copy_in("COPY bench_users (name, email, age, meta, tags) FROM STDIN (FORMAT binary)")
-            .await?;
+        let statement =
+            format!("COPY {table} (name, email, age, meta, tags) FROM STDIN (FORMAT binary)");
+        let sink = self.client.copy_in(&statement).await?;
         let types = [
             Type::TEXT,
             Type::TEXT,
@@ -155,8 +162,6 @@ impl Raw {
         users: &[BenchUser],
     ) -> Result<[std::time::Duration; 4], tokio_postgres::Error> {
         use std::time::Instant;
-        use tokio_postgres::binary_copy::BinaryCopyInWriter;
-        use tokio_postgres::types::Type;
         let cols = "name, email, age, meta, tags";
         let t = Instant::now();
         self.client
@@ -164,27 +169,7 @@ impl Raw {
                 "CREATE TEMPORARY TABLE phase_tmp AS SELECT {cols} FROM bench_users WITH NO DATA"
             ))
             .await?;
-        let sink = self
-            .client
-            .copy_in(&format!(
-                "COPY phase_tmp ({cols}) FROM STDIN (FORMAT binary)"
-            ))
-            .await?;
-        let types = [
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT4,
-            Type::JSONB,
-            Type::TEXT_ARRAY,
-        ];
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-        for u in users {
-            writer
-                .as_mut()
-                .write(&[&u.name, &u.email, &u.age, &u.meta, &u.tags])
-                .await?;
-        }
-        writer.finish().await?;
+        self.copy_into("phase_tmp", users).await?;
         let copy = t.elapsed();
         let t = Instant::now();
         self.client

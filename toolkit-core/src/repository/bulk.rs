@@ -79,7 +79,7 @@ async fn values_insert<E: Entity>(
         }
     }
     handle
-        .query_map(statement.sql(), &refs(&params), E::from_row)
+        .query_map(statement.sql(), &refs(&params), |row| E::from_row(&row))
         .await
 }
 

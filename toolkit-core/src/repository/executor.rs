@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres::{Client, Row, RowStream, Statement};
 
 use crate::statement_cache::StatementCache;
 use crate::{Connection, Database, Error, Pool, Result, Savepoint, SqlState, Transaction};
@@ -145,58 +145,53 @@ impl Handle<'_> {
         }
     }
 
-    /// Runs `sql` through the statement cache, under the query deadline.
+    /// Starts `sql` through the statement cache. A cached statement the server rejects as
+    /// stale is prepared again and started once more (see `may_reprepare`).
+    async fn start(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<RowStream> {
+        let statement = self.prepare(sql).await?;
+        match self
+            .client()
+            .query_raw(&statement, params.iter().copied())
+            .await
+        {
+            Ok(stream) => Ok(stream),
+            Err(err) if self.may_reprepare(&err, sql) => {
+                let statement = self.prepare(sql).await?;
+                Ok(self
+                    .client()
+                    .query_raw(&statement, params.iter().copied())
+                    .await?)
+            }
+            Err(err) => Err(Error::from(err)),
+        }
+    }
+
+    /// Runs `sql` under the query deadline and maps each row as it arrives, so decoding
+    /// overlaps the server still sending (and no `Vec<Row>` is held beside the result).
+    pub(crate) async fn query_map<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        mut map: impl FnMut(Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.deadline(async {
+            let mut stream = pin!(self.start(sql, params).await?);
+            let mut out = Vec::new();
+            while let Some(row) = stream.try_next().await? {
+                out.push(map(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `sql` under the query deadline and returns its rows.
     pub(crate) async fn query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
-        self.deadline(async {
-            let statement = self.prepare(sql).await?;
-            match self.client().query(&statement, params).await {
-                Ok(rows) => Ok(rows),
-                Err(err) if self.may_reprepare(&err, sql) => {
-                    let statement = self.prepare(sql).await?;
-                    Ok(self.client().query(&statement, params).await?)
-                }
-                Err(err) => Err(Error::from(err)),
-            }
-        })
-        .await
-    }
-
-    /// Runs `sql` and maps each row as it arrives, so decoding overlaps the server still
-    /// sending (and no `Vec<Row>` is held beside the result).
-    pub(crate) async fn query_map<T>(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        map: impl Fn(&Row) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        self.deadline(async {
-            let statement = self.prepare(sql).await?;
-            let stream = match self
-                .client()
-                .query_raw(&statement, params.iter().copied())
-                .await
-            {
-                Ok(stream) => stream,
-                Err(err) if self.may_reprepare(&err, sql) => {
-                    let statement = self.prepare(sql).await?;
-                    self.client()
-                        .query_raw(&statement, params.iter().copied())
-                        .await?
-                }
-                Err(err) => return Err(Error::from(err)),
-            };
-            let mut stream = pin!(stream);
-            let mut out = Vec::new();
-            while let Some(row) = stream.try_next().await? {
-                out.push(map(&row)?);
-            }
-            Ok(out)
-        })
-        .await
+        self.query_map(sql, params, Ok).await
     }
 
     pub(crate) async fn query_opt(
@@ -219,17 +214,12 @@ impl Handle<'_> {
             })
     }
 
+    /// Runs `sql` under the query deadline and returns the number of rows it affected.
     pub(crate) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         self.deadline(async {
-            let statement = self.prepare(sql).await?;
-            match self.client().execute(&statement, params).await {
-                Ok(n) => Ok(n),
-                Err(err) if self.may_reprepare(&err, sql) => {
-                    let statement = self.prepare(sql).await?;
-                    Ok(self.client().execute(&statement, params).await?)
-                }
-                Err(err) => Err(Error::from(err)),
-            }
+            let mut stream = pin!(self.start(sql, params).await?);
+            while stream.try_next().await?.is_some() {}
+            Ok(stream.rows_affected().unwrap_or(0))
         })
         .await
     }

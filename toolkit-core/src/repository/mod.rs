@@ -116,7 +116,9 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn get_all(&self) -> Result<Vec<E>> {
         let sql = E::sql()?;
         let handle = self.executor.acquire().await?;
-        handle.query_map(&sql.get_all, &[], E::from_row).await
+        handle
+            .query_map(&sql.get_all, &[], |row| E::from_row(&row))
+            .await
     }
 
     /// Writes the columns the patch sets and returns the stored row. An empty patch is
