@@ -36,8 +36,7 @@ impl Pool {
 
     /// Every connection is open and checked out: waiting would only queue behind them.
     fn saturated(&self) -> bool {
-        let state = self.inner.state();
-        state.idle_connections == 0 && state.connections >= self.shared.max_size
+        self.shared.gate.available_permits() == 0
     }
 
     /// The least loaded lent connection with room for one more statement.

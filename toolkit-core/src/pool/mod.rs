@@ -45,7 +45,11 @@ struct Shared {
     /// join (pipelining) when every connection is busy; see `lending.rs`.
     lent: Mutex<Vec<std::sync::Weak<Connection>>>,
     pipeline_depth: usize,
-    max_size: u32,
+    /// One permit per connection, handed to waiters in arrival order. bb8 wakes one waiter
+    /// per returned connection but lets the returning task take it back first, so under
+    /// contention most wake-ups find nothing; a fair gate in front of bb8 hands each freed
+    /// slot straight to the longest waiter, and bb8 then always has an idle connection.
+    gate: Arc<tokio::sync::Semaphore>,
     /// Statements that joined a busy connection instead of waiting: a pool metric.
     pipelined: std::sync::atomic::AtomicU64,
 }
@@ -149,8 +153,10 @@ impl Pool {
             target: settings.to_string(),
             lent: Mutex::new(Vec::new()),
             pipeline_depth: settings.pipeline_depth.max(1),
-            max_size: settings.max_pool_size,
             pipelined: std::sync::atomic::AtomicU64::new(0),
+            gate: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(settings.max_pool_size).unwrap_or(usize::MAX),
+            )),
         });
         let manager = Manager {
             inner: PostgresConnectionManager::new(settings.pg_config(), NoTls),
@@ -208,6 +214,13 @@ impl Pool {
     /// Checks out a connection, waiting at most `pool_timeout`.
     pub async fn get(&self) -> Result<Connection> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        let permit =
+            match tokio::time::timeout_at(deadline, self.shared.gate.clone().acquire_owned()).await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_closed)) => return Err(self.closed_error()),
+                Err(_) => return Err(self.timeout_error()),
+            };
         loop {
             if self.is_closed() {
                 return Err(self.closed_error());
@@ -225,7 +238,10 @@ impl Pool {
             // A connection the server already closed would fail its first query; returning it
             // makes bb8 discard it, and costs no round trip.
             if !conn.client.is_closed() {
-                return Ok(Connection { conn });
+                return Ok(Connection {
+                    conn,
+                    _permit: permit,
+                });
             }
         }
     }
@@ -248,6 +264,7 @@ impl Pool {
 
     pub(crate) fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
+        self.shared.gate.close();
     }
 
     fn closed_error(&self) -> Error {
@@ -286,7 +303,10 @@ impl Pool {
 
 /// A pooled connection; derefs to [`tokio_postgres::Client`] and goes back to the pool on drop.
 pub struct Connection {
+    // Declared first so it is dropped first: the connection is back in bb8 before the permit
+    // lets the next waiter in.
     conn: bb8::PooledConnection<'static, Manager>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl fmt::Debug for Connection {
