@@ -274,7 +274,13 @@ impl From<tokio_postgres::Error> for Error {
 
 /// Displays an error followed by every cause in its `source()` chain, so the driver's terse
 /// "db error" becomes "db error: ERROR: relation \"x\" does not exist".
-pub(crate) struct DisplayChain<'a>(pub &'a (dyn StdError + 'static));
+///
+/// ```
+/// let err = std::io::Error::other("disk full");
+/// assert_eq!(toolkit_core::DisplayChain(&err).to_string(), "disk full");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DisplayChain<'a>(pub &'a (dyn StdError + 'static));
 
 impl fmt::Display for DisplayChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

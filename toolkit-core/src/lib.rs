@@ -19,7 +19,7 @@ pub use entity::{Column, Entity, EntityMeta, EntitySql, JsonParam, Param};
 /// What `#[derive(Entity)]` expands to reaches the runtime only through here; not a public API.
 #[doc(hidden)]
 pub use entity::private as __private;
-pub use error::{BoxError, Error, PoolErrorKind, Result};
+pub use error::{BoxError, DisplayChain, Error, PoolErrorKind, Result};
 pub use pool::{Connection, Pool};
 pub use repository::{Executor, ExecutorRef, Repository};
 pub use retry::RetryPolicy;

@@ -150,7 +150,19 @@ fn unique_name() -> String {
 async fn connect(settings: &DatabaseSettings) -> Result<tokio_postgres::Client> {
     let mut config = settings.pg_config();
     config.connect_timeout(Duration::from_secs(10));
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (client, connection) =
+        config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|err| Error::Connection {
+                // The driver's own text ("invalid configuration", "db error") does not say which server
+                // or why; the chain does.
+                message: format!(
+                    "cannot connect to {settings} for the test harness: {}",
+                    toolkit_core::DisplayChain(&err)
+                ),
+                source: Some(Box::new(err)),
+            })?;
     tokio::spawn(connection);
     Ok(client)
 }
