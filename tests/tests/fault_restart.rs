@@ -4,11 +4,10 @@
 
 mod fault_common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fault_common::{item, own_cluster, tags, unique_app, Item, ItemPatch, Rng, ITEMS};
+use fault_common::{item, own_cluster, unique_app, Expected, Item, ItemPatch, Rng, ITEMS};
 use toolkit::testing::TestDatabase;
 use toolkit::{Database, DatabaseSettings, Error, Repository, RetryPolicy};
 
@@ -74,38 +73,17 @@ struct Record {
     outcome: Outcome,
 }
 
-/// What the audit may find for one tag: the set of possible states (`None`: absent).
-#[derive(Debug, Default)]
-struct Model {
-    possible: HashMap<String, Vec<Option<i64>>>,
-    /// Tags created together in one transaction: both present or both absent.
-    pairs: Vec<(String, String)>,
-}
-
-impl Model {
-    fn set(&mut self, tag: &str, states: Vec<Option<i64>>) {
-        self.possible.insert(tag.to_owned(), states);
-    }
-
-    fn widen(&mut self, tag: &str, state: Option<i64>) {
-        let entry = self.possible.entry(tag.to_owned()).or_default();
-        if !entry.contains(&state) {
-            entry.push(state);
-        }
-    }
-}
-
 /// One task: random operations on its own tags until the time `stop` holds (it moves once the
 /// restart is done).
 async fn worker(
     db: Database,
     task: u64,
     stop: tokio::sync::watch::Receiver<Instant>,
-) -> (Vec<Record>, Model) {
+) -> (Vec<Record>, Expected) {
     let mut rng = Rng::new(task);
     let repo = Repository::<Item>::new(&db);
     let mut records = Vec::new();
-    let mut model = Model::default();
+    let mut model = Expected::default();
     // Rows this task knows for certain: (id, tag, value).
     let mut known: Vec<(i64, String, i64)> = Vec::new();
     let mut next = 0u64;
@@ -331,12 +309,11 @@ async fn restart_under_load_loses_nothing_committed() {
     );
 
     let mut records = Vec::new();
-    let mut model = Model::default();
+    let mut model = Expected::default();
     for worker in workers {
         let (mut part, part_model) = worker.await.expect("no worker panics");
         records.append(&mut part);
-        model.possible.extend(part_model.possible);
-        model.pairs.extend(part_model.pairs);
+        model.merge(part_model);
     }
 
     // Failures: only around the restart, all classified (checked in `classify`).
@@ -411,37 +388,7 @@ async fn restart_under_load_loses_nothing_committed() {
 
     // The audit, on a fresh admin connection to the restarted server.
     let admin = tdb.connect().await.unwrap();
-    let stored = tags(&admin).await;
-    for (tag, rows) in &stored {
-        assert!(
-            rows.len() == 1,
-            "tag {tag} stored {} times: {rows:?}",
-            rows.len()
-        );
-        assert!(model.possible.contains_key(tag), "row {tag} nobody wrote");
-    }
-    let (mut exact, mut ambiguous) = (0, 0);
-    for (tag, states) in &model.possible {
-        let actual = stored.get(tag).map(|rows| rows[0].1);
-        assert!(
-            states.contains(&actual),
-            "tag {tag}: stored {actual:?}, callers were told {states:?} \
-             (more than one state is allowed only after a connection-lost/timeout failure, \
-             whose commit may or may not have happened)"
-        );
-        if states.len() == 1 {
-            exact += 1;
-        } else {
-            ambiguous += 1;
-        }
-    }
-    for (a, b) in &model.pairs {
-        assert_eq!(
-            stored.contains_key(a),
-            stored.contains_key(b),
-            "transaction {a}/{b} half-applied"
-        );
-    }
+    let (exact, ambiguous, _) = model.audit(&admin).await;
     eprintln!("audit: {exact} tags exact, {ambiguous} ambiguous (in doubt at a failure)");
     assert!(db.check_pool_health().await);
 }

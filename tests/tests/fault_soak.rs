@@ -5,11 +5,12 @@
 
 mod fault_common;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use fault_common::{item, items_db, pids_of, tags, unique_app, wait_until, Item, ItemPatch, Rng};
+use fault_common::{
+    item, items_db, pids_of, unique_app, wait_until, Expected, Item, ItemPatch, Rng,
+};
 use toolkit::{Database, DatabaseSettings, Error, Repository};
 
 const TASKS: u64 = 32;
@@ -50,26 +51,20 @@ async fn maybe_cancelled<T>(
 
 #[derive(Debug, Default)]
 struct Ledger {
-    /// Possible states of each tag this task wrote (`None`: absent).
-    possible: HashMap<String, Vec<Option<i64>>>,
-    /// Tags written by one transaction: both present or both absent.
-    pairs: Vec<(String, String)>,
+    expected: Expected,
     committed: u64,
     cancelled: u64,
 }
 
 impl Ledger {
     fn exact(&mut self, tag: &str, state: Option<i64>) {
-        self.possible.insert(tag.to_owned(), vec![state]);
+        self.expected.set(tag, vec![state]);
         self.committed += 1;
     }
 
     fn maybe(&mut self, tag: &str, states: &[Option<i64>]) {
-        let entry = self.possible.entry(tag.to_owned()).or_default();
         for state in states {
-            if !entry.contains(state) {
-                entry.push(*state);
-            }
+            self.expected.widen(tag, *state);
         }
         self.cancelled += 1;
     }
@@ -111,7 +106,7 @@ async fn worker(db: Database, task: u64, stop: Instant) -> Ledger {
             }
         } else if roll < 45 {
             let (a, b) = (format!("s{task}-{n}a"), format!("s{task}-{n}b"));
-            ledger.pairs.push((a.clone(), b.clone()));
+            ledger.expected.pairs.push((a.clone(), b.clone()));
             let pair = create_pair(&db, &a, &b, value);
             match maybe_cancelled(&mut rng, pair).await {
                 Told::Committed((id_a, id_b)) => {
@@ -196,8 +191,7 @@ async fn soak_with_random_cancellations_matches_the_audit() {
             .await
             .expect("a soak task hung")
             .expect("no soak task panics");
-        ledger.possible.extend(part.possible);
-        ledger.pairs.extend(part.pairs);
+        ledger.expected.merge(part.expected);
         ledger.committed += part.committed;
         ledger.cancelled += part.cancelled;
     }
@@ -218,44 +212,13 @@ async fn soak_with_random_cancellations_matches_the_audit() {
     )
     .await;
 
-    let stored = tags(&admin).await;
-    for (tag, rows) in &stored {
-        assert!(
-            rows.len() == 1,
-            "tag {tag} stored {} times: {rows:?}",
-            rows.len()
-        );
-        assert!(
-            ledger.possible.contains_key(tag),
-            "row {tag} that nobody wrote"
-        );
-    }
-    let (mut exact, mut in_doubt) = (0, 0);
-    for (tag, states) in &ledger.possible {
-        let actual = stored.get(tag).map(|rows| rows[0].1);
-        assert!(
-            states.contains(&actual),
-            "tag {tag}: stored {actual:?}, callers were told {states:?}"
-        );
-        if states.len() == 1 {
-            exact += 1;
-        } else {
-            in_doubt += 1;
-        }
-    }
-    for (a, b) in &ledger.pairs {
-        assert_eq!(
-            stored.contains_key(a),
-            stored.contains_key(b),
-            "transaction {a}/{b} half-applied"
-        );
-    }
+    let (exact, in_doubt, stored) = ledger.expected.audit(&admin).await;
     eprintln!(
         "soak: {TASKS} tasks for {took:?}: {} committed writes, {} cancelled; audit: {exact} tags exact, \
          {in_doubt} in doubt (cancelled last), {} rows stored",
         ledger.committed,
         ledger.cancelled,
-        stored.len()
+        stored
     );
     assert!(exact > 1000, "too little work to judge: {exact}");
     assert!(

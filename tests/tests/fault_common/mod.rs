@@ -218,3 +218,73 @@ pub(crate) async fn tags(
     }
     map
 }
+
+/// What an audit may find: for each tag the states callers leave possible (`None`: absent),
+/// and the tags written together by one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Expected {
+    pub(crate) possible: std::collections::HashMap<String, Vec<Option<i64>>>,
+    /// Tags created together in one transaction: both present or both absent.
+    pub(crate) pairs: Vec<(String, String)>,
+}
+
+impl Expected {
+    /// The tag can only be in one of `states` now.
+    pub(crate) fn set(&mut self, tag: &str, states: Vec<Option<i64>>) {
+        self.possible.insert(tag.to_owned(), states);
+    }
+
+    /// The tag may also be in `state` (an outcome the caller could not learn).
+    pub(crate) fn widen(&mut self, tag: &str, state: Option<i64>) {
+        let entry = self.possible.entry(tag.to_owned()).or_default();
+        if !entry.contains(&state) {
+            entry.push(state);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: Expected) {
+        self.possible.extend(other.possible);
+        self.pairs.extend(other.pairs);
+    }
+
+    /// Checks the table against what callers were told: every tag stored once and written by
+    /// someone, in one of its possible states, transactions all or nothing. Returns how many
+    /// tags had exactly one possible state, how many were in doubt, and how many rows are stored.
+    pub(crate) async fn audit(&self, admin: &tokio_postgres::Client) -> (usize, usize, usize) {
+        let stored = tags(admin).await;
+        for (tag, rows) in &stored {
+            assert!(
+                rows.len() == 1,
+                "tag {tag} stored {} times: {rows:?}",
+                rows.len()
+            );
+            assert!(
+                self.possible.contains_key(tag),
+                "row {tag} that nobody wrote"
+            );
+        }
+        let (mut exact, mut in_doubt) = (0, 0);
+        for (tag, states) in &self.possible {
+            let actual = stored.get(tag).map(|rows| rows[0].1);
+            assert!(
+                states.contains(&actual),
+                "tag {tag}: stored {actual:?}, callers were told {states:?} (more than one state \
+                 is allowed only where the caller could not learn the outcome: a \
+                 connection-lost or timeout failure, or a cancellation)"
+            );
+            if states.len() == 1 {
+                exact += 1;
+            } else {
+                in_doubt += 1;
+            }
+        }
+        for (a, b) in &self.pairs {
+            assert_eq!(
+                stored.contains_key(a),
+                stored.contains_key(b),
+                "transaction {a}/{b} half-applied"
+            );
+        }
+        (exact, in_doubt, stored.len())
+    }
+}
