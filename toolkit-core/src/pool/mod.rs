@@ -185,27 +185,17 @@ impl Pool {
                 timeout: settings.pool_timeout,
             }),
             Err(err) => {
-                let cause = shared.last_error();
-                let message = match &cause {
-                    Some(cause) => format!(
+                // bb8 returns the first failure; the recorded one is the latest, which is what
+                // a caller retrying by hand would meet next.
+                let cause = shared.last_error().unwrap_or(err);
+                Err(Error::Pool {
+                    kind: PoolErrorKind::Create,
+                    message: format!(
                         "cannot open connections to {}: {}",
                         shared.target,
                         DisplayChain(cause.as_ref())
                     ),
-                    None => format!(
-                        "cannot open connections to {}: {}",
-                        shared.target,
-                        DisplayChain(err.as_ref())
-                    ),
-                };
-                let source: crate::BoxError = match cause {
-                    Some(cause) => Box::new(cause),
-                    None => Box::new(err),
-                };
-                Err(Error::Pool {
-                    kind: PoolErrorKind::Create,
-                    message,
-                    source: Some(source),
+                    source: Some(Box::new(cause)),
                 })
             }
         }
