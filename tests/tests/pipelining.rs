@@ -1,4 +1,5 @@
-//! `pipeline_depth`: single statements share busy connections; transactions never do.
+//! `pipeline_depth`: single statements share busy connections; transactions never do, and
+//! nothing queues behind a statement that has stalled.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ async fn pipelined_db(max: u32) -> (toolkit::testing::TestDatabase, Database) {
     let db = Database::new(DatabaseSettings {
         max_pool_size: max,
         min_pool_size: max,
-        pipeline_depth: 2,
+        // The default: pipelining is on.
         pool_timeout: Duration::from_secs(20),
         ..settings
     })
@@ -112,6 +113,80 @@ async fn a_transaction_never_shares_its_connection() {
         db.get_pool().await.unwrap().pipelined_statements() > 0,
         "the forty never shared"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_do_not_queue_behind_a_stalled_one() {
+    let (tdb, db) = pipelined_db(2).await;
+    let repo = Repository::<Counter>::new(&db);
+    repo.create_bulk(&[Counter { id: 1, hits: 0 }, Counter { id: 2, hits: 0 }])
+        .await
+        .unwrap();
+
+    // Another session holds row 1, so an update of it stalls on a lent connection.
+    let mut locker = tdb.connect().await.unwrap();
+    let lock = locker.transaction().await.unwrap();
+    lock.execute("SELECT 1 FROM counters WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let stalled = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let patch = CounterPatch { hits: Some(7) };
+            Repository::<Counter>::new(&db).update(1, patch).await
+        })
+    };
+    let observer = tdb.connect().await.unwrap();
+    let waiting = || async {
+        let row = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    for _ in 0..500 {
+        if waiting().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting().await, 1, "the update never waited for the lock");
+
+    // The pool is saturated: the other connection is held here, then freed. The reads must
+    // wait for it rather than join the stalled connection, or they would hang until the lock
+    // goes, which happens only after they finish.
+    let held = db.connection().await.unwrap();
+    let reads: Vec<_> = (0..10)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { Repository::<Counter>::new(&db).get_by_id(2).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(held);
+    for read in reads {
+        let row = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("a read queued behind the stalled update")
+            .unwrap()
+            .unwrap();
+        assert_eq!(row, Counter { id: 2, hits: 0 });
+    }
+    assert!(
+        !stalled.is_finished(),
+        "the update did not wait for the lock"
+    );
+
+    lock.commit().await.unwrap();
+    let updated = tokio::time::timeout(Duration::from_secs(10), stalled)
+        .await
+        .expect("the update finishes once the lock is gone")
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated, Counter { id: 1, hits: 7 });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,8 +94,8 @@ pub struct Bench {
     raw: Raw,
     raw_clients: Vec<Arc<Raw>>,
     db: Database,
-    /// The same pool settings with `pipeline_depth = 2`.
-    pipelined: Database,
+    /// The same pool settings with pipelining off (`pipeline_depth = 1`).
+    unpipelined: Database,
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -115,13 +115,13 @@ impl Bench {
             ..tdb.settings()
         })?;
         db.init_db().await?;
-        let pipelined = Database::new(DatabaseSettings {
-            pipeline_depth: 2,
+        let unpipelined = Database::new(DatabaseSettings {
+            pipeline_depth: 1,
             ..db.settings().clone()
         })?;
-        pipelined.init_db().await?;
+        unpipelined.init_db().await?;
         Ok(Bench {
-            pipelined,
+            unpipelined,
             admin,
             raw,
             raw_clients,
@@ -165,7 +165,7 @@ impl Bench {
                     .await?,
             );
             out.push(
-                self.get_by_id_concurrent(raw_first, &self.pipelined, " pipelined")
+                self.get_by_id_concurrent(raw_first, &self.unpipelined, " depth 1")
                     .await?,
             );
         }
@@ -300,6 +300,13 @@ impl Bench {
                 lat.extend(task.await??);
             }
             let run = Run::from_ops(lat, start.elapsed());
+            if !side {
+                let pool = db.get_pool().await?;
+                eprintln!(
+                    "  get_by_id_concurrent{raw_label}: {} statements pipelined so far",
+                    pool.pipelined_statements()
+                );
+            }
             if side {
                 raw = run
             } else {

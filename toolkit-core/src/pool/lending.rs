@@ -7,12 +7,46 @@
 //! tokio-postgres pipelines them, and the server's backend never waits for the client between
 //! them. Transactions, `connection()` and the COPY route of `create_bulk` always get a
 //! connection of their own.
+//!
+//! A connection whose statement has run for longer than [`STALL`] is not joined: a statement
+//! queued behind a slow one would wait for all of it, while in the pool's queue it gets the
+//! first connection that frees up.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use super::{Connection, Pool};
 use crate::Result;
+
+/// How long a lent connection may go without finishing a statement and still be joined. Point
+/// statements finish in well under a millisecond of server time; one that has run this long
+/// is likely a slow query, not a busy fast one.
+const STALL: Duration = Duration::from_millis(5);
+
+/// When a lent connection last started or finished a statement, in microseconds since
+/// [`epoch`]: an atomic instant, so that joining needs no lock per connection.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU64);
+
+impl Progress {
+    pub(crate) fn touch(&self) {
+        self.0.store(now_micros(), Ordering::Relaxed);
+    }
+
+    fn age(&self) -> u64 {
+        now_micros().saturating_sub(self.0.load(Ordering::Relaxed))
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_micros() -> u64 {
+    u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
+}
 
 impl Pool {
     /// A connection for one single statement: an idle one when there is one, else a lent one
@@ -26,6 +60,7 @@ impl Pool {
         }
         let conn = Arc::new(self.get().await?);
         if self.shared.pipeline_depth > 1 {
+            conn.progress().touch();
             if let Ok(mut lent) = self.shared.lent.lock() {
                 lent.retain(|weak| weak.strong_count() > 0);
                 lent.push(Arc::downgrade(&conn));
@@ -39,18 +74,25 @@ impl Pool {
         self.shared.gate.available_permits() == 0
     }
 
-    /// The least loaded lent connection with room for one more statement.
+    /// The least loaded lent connection with room for one more statement, among those that
+    /// made progress recently; of equally loaded ones, the one that progressed last.
     fn join_lent(&self) -> Option<Arc<Connection>> {
+        let stall = u64::try_from(STALL.as_micros()).unwrap_or(u64::MAX);
         let mut lent = self.shared.lent.lock().ok()?;
         lent.retain(|weak| weak.strong_count() > 0);
-        let best = lent
-            .iter()
+        lent.iter()
+            // Counting first spares an upgrade (two atomic writes on a shared cache line) for
+            // each connection that is already full.
+            .filter(|weak| weak.strong_count() < self.shared.pipeline_depth)
             .filter_map(Weak::upgrade)
-            // One reference is ours from `upgrade`; the rest are statements in flight.
-            .filter(|conn| {
-                Arc::strong_count(conn) - 1 < self.shared.pipeline_depth && conn.usable()
+            .filter_map(|conn| {
+                // One reference is ours from `upgrade`; the rest are statements in flight.
+                let in_flight = Arc::strong_count(&conn) - 1;
+                let age = conn.progress().age();
+                let open = in_flight < self.shared.pipeline_depth && age < stall && conn.usable();
+                open.then_some(((in_flight, age), conn))
             })
-            .min_by_key(Arc::strong_count)?;
-        Some(best)
+            .min_by_key(|(load, _)| *load)
+            .map(|(_, conn)| conn)
     }
 }

@@ -25,6 +25,7 @@ pub(crate) struct PgConnection {
     pub(crate) in_doubt: AtomicBool,
     pub(crate) statements: StatementCache,
     deadlines: Deadlines,
+    progress: lending::Progress,
 }
 
 /// Client-side limits copied from the settings into every connection.
@@ -98,6 +99,7 @@ impl bb8::ManageConnection for Manager {
                     in_doubt: AtomicBool::new(false),
                     statements: StatementCache::new(self.statement_cache_size),
                     deadlines: self.deadlines,
+                    progress: lending::Progress::default(),
                 })
             }
             Err(err) => {
@@ -204,26 +206,47 @@ impl Pool {
     /// Checks out a connection, waiting at most `pool_timeout`.
     pub async fn get(&self) -> Result<Connection> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let permit =
-            match tokio::time::timeout_at(deadline, self.shared.gate.clone().acquire_owned()).await
-            {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_closed)) => return Err(self.closed_error()),
-                Err(_) => return Err(self.timeout_error()),
-            };
+        // A free slot needs no timer: arming one costs more than the rest of a checkout.
+        let mut timed = true;
+        let permit = match self.shared.gate.clone().try_acquire_owned() {
+            Ok(permit) => {
+                // bb8 bounds its own wait by the same `pool_timeout`.
+                timed = false;
+                permit
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let gate = self.shared.gate.clone().acquire_owned();
+                match tokio::time::timeout_at(deadline, gate).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_closed)) => return Err(self.closed_error()),
+                    Err(_) => return Err(self.timeout_error()),
+                }
+            }
+        };
         loop {
             if self.is_closed() {
                 return Err(self.closed_error());
             }
-            let conn = match tokio::time::timeout_at(deadline, self.inner.get_owned()).await {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(bb8::RunError::User(err))) => {
+            let checkout = self.inner.get_owned();
+            let checked_out = if timed {
+                match tokio::time::timeout_at(deadline, checkout).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => return Err(self.timeout_error()),
+                }
+            } else {
+                checkout.await
+            };
+            timed = true;
+            let conn = match checked_out {
+                Ok(conn) => conn,
+                Err(bb8::RunError::User(err)) => {
                     return Err(Error::connection(
                         format!("cannot connect to {}", self.shared.target),
                         err,
                     ))
                 }
-                Ok(Err(bb8::RunError::TimedOut)) | Err(_) => return Err(self.timeout_error()),
+                Err(bb8::RunError::TimedOut) => return Err(self.timeout_error()),
             };
             // A connection the server already closed would fail its first query; returning it
             // makes bb8 discard it, and costs no round trip.
@@ -320,6 +343,11 @@ impl Connection {
     /// Neither in doubt nor closed: safe to run another statement on.
     pub(crate) fn usable(&self) -> bool {
         !self.conn.in_doubt.load(Ordering::Acquire) && !self.conn.client.is_closed()
+    }
+
+    /// When a single statement lent this connection last started or finished.
+    pub(crate) fn progress(&self) -> &lending::Progress {
+        &self.conn.progress
     }
 
     pub(crate) fn statements(&self) -> &StatementCache {

@@ -244,8 +244,11 @@ impl Handle<'_> {
     ) -> Result<T> {
         match self {
             Handle::Shared(conn) => {
-                conn.within_deadline(operation, Arc::strong_count(conn) == 1)
-                    .await
+                let outcome = conn
+                    .within_deadline(operation, Arc::strong_count(conn) == 1)
+                    .await;
+                conn.progress().touch();
+                outcome
             }
             other => match other.connection() {
                 Some(conn) => conn.within_deadline(operation, true).await,
