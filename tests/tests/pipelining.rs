@@ -190,6 +190,54 @@ async fn statements_do_not_queue_behind_a_stalled_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_fails_each_statement_pipelined_on_it_once() {
+    let (tdb, db) = pipelined_db(1).await;
+    let repo = Repository::<Counter>::new(&db);
+    repo.create(&Counter { id: 1, hits: 0 }).await.unwrap();
+
+    let mut locker = tdb.connect().await.unwrap();
+    let lock = locker.transaction().await.unwrap();
+    lock.execute("SELECT 1 FROM counters WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let killer = async {
+        let observer = tdb.connect().await.unwrap();
+        for _ in 0..500 {
+            let killed = observer
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0);
+            if killed > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no statement ever waited for the lock");
+    };
+    // Polled together: the second joins the connection the first was just lent.
+    let patch = || CounterPatch { hits: Some(1) };
+    let (first, second, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(repo.update(1, patch()), repo.update(1, patch()), killer)
+    })
+    .await
+    .expect("the kill ends both statements");
+    assert_eq!(db.get_pool().await.unwrap().pipelined_statements(), 1);
+    for outcome in [first, second] {
+        let err = outcome.unwrap_err();
+        assert!(err.is_connection_lost(), "{err:?}");
+    }
+
+    lock.rollback().await.unwrap();
+    let updated = repo.update(1, patch()).await.unwrap();
+    assert_eq!(updated, Counter { id: 1, hits: 1 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_depth_zero_is_rejected() {
     let (_tdb, settings) = fresh().await;
     let err = Database::new(DatabaseSettings {

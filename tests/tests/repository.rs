@@ -258,7 +258,9 @@ async fn bulk_of_zero_one_and_a_hundred_thousand_rows_in_order() {
 async fn failed_bulk_inserts_nothing() {
     let (_tdb, db) = users_db().await;
     let repo = Repository::<User>::new(&db);
-    for size in [10usize, 5_000] {
+    // VALUES, COPY through one table, and COPY through several pipelined inserts of which
+    // only the last fails.
+    for size in [10usize, 5_000, 30_000] {
         let mut rows: Vec<User> = (0..size).map(user).collect();
         rows[size - 1].email = rows[0].email.clone(); // unique violation in the last row
         let err = repo.create_bulk(&rows).await.unwrap_err();
@@ -266,6 +268,74 @@ async fn failed_bulk_inserts_nothing() {
         assert_eq!(err.constraint(), Some("users_email_address_key"));
         assert_eq!(repo.count().await.unwrap(), 0, "size {size}");
     }
+}
+
+/// Temporary tables of this session left by `create_bulk`.
+const LEFTOVER_TABLES: &str = "SELECT count(*) FROM pg_class \
+     WHERE relpersistence = 't' AND relname LIKE 'toolkit_bulk_%' \
+     AND pg_table_is_visible(oid)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_bulk_leaves_no_tables_and_no_open_transaction() {
+    let (tdb, settings) = fresh().await;
+    let db = Database::new(DatabaseSettings {
+        max_pool_size: 1,
+        min_pool_size: 1,
+        ..settings
+    })
+    .unwrap();
+    db.connection()
+        .await
+        .unwrap()
+        .batch_execute(USERS)
+        .await
+        .unwrap();
+    let repo = Repository::<User>::new(&db);
+    let rows: Vec<User> = (0..25_000).map(user).collect();
+    let stored = repo.create_bulk(&rows).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|u| &u.email).collect::<Vec<_>>(),
+        rows.iter().map(|u| &u.email).collect::<Vec<_>>()
+    );
+
+    // The pool's only connection: committed, its tables dropped with the commit.
+    let conn = db.connection().await.unwrap();
+    let row = conn
+        .query_one(
+            &format!("SELECT ({LEFTOVER_TABLES}), txid_current_if_assigned() IS NULL"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 0, "temporary tables left behind");
+    assert!(
+        row.get::<_, bool>(1),
+        "the bulk's transaction is still open"
+    );
+    drop(conn);
+    let other_session = tdb.connect().await.unwrap();
+    let count = other_session
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap();
+    assert_eq!(count.get::<_, i64>(0), 25_000, "committed for everyone");
+
+    // Inside a caller's transaction: the caller's to commit, the tables dropped at once.
+    let tx = db.transaction().await.unwrap();
+    let in_tx = Repository::<User>::new(&tx);
+    let more: Vec<User> = (25_000..50_000).map(user).collect();
+    assert_eq!(in_tx.create_bulk(&more).await.unwrap().len(), 25_000);
+    let left = tx
+        .client()
+        .await
+        .unwrap()
+        .query_one(LEFTOVER_TABLES, &[])
+        .await
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 0);
+    assert_eq!(in_tx.count().await.unwrap(), 50_000);
+    tx.rollback().await.unwrap();
+    assert_eq!(repo.count().await.unwrap(), 25_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

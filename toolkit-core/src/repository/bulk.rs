@@ -1,12 +1,15 @@
 //! `create_bulk`: one atomic `INSERT` whatever the size, by the fastest correct route.
 
+use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 
+use futures_util::future::{maybe_done, try_join_all};
 use futures_util::TryStreamExt;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
 
+use super::copy::{column_types, copy_rows};
 use super::executor::{ExecutorRef, Handle};
 use super::refs;
 use crate::entity::{Entity, EntityMeta, EntitySql, Param};
@@ -83,87 +86,119 @@ async fn values_insert<E: Entity>(
         .await
 }
 
-/// Binary COPY into a temporary table, then one `INSERT ... SELECT ... RETURNING`: the final
-/// insert is a single statement, so it is all or nothing in or out of a transaction. Rows come
-/// back in input order because the temporary table is read in the order COPY wrote it.
+/// Binary COPY into temporary tables, then `INSERT ... SELECT ... RETURNING` from each, all in
+/// one transaction: all rows or none. Rows come back in input order because each temporary
+/// table is read in the order COPY wrote it, and the tables in input order.
+///
+/// The server materialises an `INSERT`'s `RETURNING` rows before sending the first, so with one
+/// statement the client decodes only after the server has finished, and the server then idles.
+/// Where the call owns the transaction (a connection checked out for it, or the caller's
+/// transaction) the rows go into up to [`MAX_CHUNKS`] tables and the inserts are pipelined:
+/// the server runs the next while the client decodes the rows of the previous.
 async fn copy_insert<E: Entity>(
     handle: &Handle<'_>,
     sql: &EntitySql,
     values: &[E],
 ) -> Result<Vec<E>> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let meta = E::META;
-    let temp = quote_ident(&format!(
-        "toolkit_bulk_{}",
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))?;
+    // A borrowed connection or a plain client may be inside a transaction we cannot see:
+    // there a single statement is the only all-or-nothing unit we can vouch for.
+    let (begin, chunks) = match handle {
+        Handle::Owned(_) => (true, values.len() / MIN_CHUNK_ROWS),
+        Handle::Transaction(_) => (false, values.len() / MIN_CHUNK_ROWS),
+        _ => (false, 1),
+    };
+    let parts: Vec<&[E]> = values
+        .chunks(values.len().div_ceil(chunks.clamp(1, MAX_CHUNKS)))
+        .collect();
+    let temps = parts
+        .iter()
+        .map(|_| temp_table())
+        .collect::<Result<Vec<_>>>()?;
     let insert_list = insert_list(meta, &sql.insert_columns)?;
     let all: Vec<usize> = (0..meta.columns.len()).collect();
     let all_list = self::insert_list(meta, &all)?;
     let client = handle.client();
-    let create = format!(
-        "CREATE TEMPORARY TABLE pg_temp.{temp} AS SELECT {insert_list} FROM {table} WITH NO DATA",
-        table = sql.table
-    );
-    client.batch_execute(&create).await?;
-    let outcome = async {
-        copy_rows(handle, &format!("pg_temp.{temp}"), &insert_list, sql, values).await?;
-        let insert = format!(
-            "INSERT INTO {table} ({insert_list}) SELECT {insert_list} FROM pg_temp.{temp} RETURNING {all_list}",
+
+    let mut setup = String::from(if begin { "BEGIN;" } else { "" });
+    for temp in &temps {
+        // ON COMMIT DROP outside a transaction block would drop the table at once.
+        let on_commit = if begin { " ON COMMIT DROP" } else { "" };
+        setup.push_str(&format!(
+            "CREATE TEMPORARY TABLE {temp}{on_commit} AS SELECT {insert_list} FROM {table} WITH NO DATA;",
             table = sql.table
-        );
-        let mut stream = pin!(client.query_raw(&insert, std::iter::empty::<&(dyn ToSql + Sync)>()).await?);
+        ));
+    }
+    client.batch_execute(&setup).await?;
+    let outcome = async {
+        let types = column_types(client, &temps[0], &insert_list).await?;
+        for (part, temp) in parts.iter().zip(&temps) {
+            copy_rows(client, temp, &insert_list, &types, sql, part).await?;
+        }
+        let texts: Vec<String> = temps
+            .iter()
+            .map(|temp| {
+                format!(
+                    "INSERT INTO {table} ({insert_list}) SELECT {insert_list} FROM {temp} RETURNING {all_list}",
+                    table = sql.table
+                )
+            })
+            .collect();
+        let inserts = try_join_all(texts.iter().map(|text| client.prepare(text))).await?;
+        let mut pending: Vec<_> = inserts
+            .iter()
+            .map(|insert| {
+                Box::pin(maybe_done(
+                    client.query_raw(insert, std::iter::empty::<&(dyn ToSql + Sync)>()),
+                ))
+            })
+            .collect();
+        // The first poll of each sends its request; none waits for the one before.
+        poll_fn(|cx| {
+            for insert in &mut pending {
+                let _ = insert.as_mut().poll(cx);
+            }
+            Poll::Ready(())
+        })
+        .await;
         let mut stored = Vec::with_capacity(values.len());
-        while let Some(row) = stream.try_next().await? {
-            stored.push(E::from_row(&row)?);
+        for insert in &mut pending {
+            insert.as_mut().await;
+            let Some(started) = insert.as_mut().take_output() else {
+                continue;
+            };
+            let mut rows = pin!(started?);
+            while let Some(row) = rows.try_next().await? {
+                stored.push(E::from_row(&row)?);
+            }
         }
         Ok::<_, Error>(stored)
     }
     .await;
-    // Inside a failed transaction the DROP fails too; the transaction's end removes nothing,
-    // but the table lives only as long as the session and holds no rows that were committed.
-    let dropped = client
-        .batch_execute(&format!("DROP TABLE IF EXISTS pg_temp.{temp}"))
-        .await;
+    let finish = match (begin, outcome.is_ok()) {
+        (true, true) => "COMMIT".to_owned(),
+        (true, false) => "ROLLBACK".to_owned(),
+        // Inside a failed transaction the DROP fails too; the tables then live as long as the
+        // session, holding no committed rows.
+        (false, _) => format!("DROP TABLE IF EXISTS {}", temps.join(", ")),
+    };
+    let finished = client.batch_execute(&finish).await;
     let rows = outcome?;
-    dropped?;
+    finished?;
     Ok(rows)
 }
 
-/// Streams `values` by binary COPY into `target` (a quoted table name), the columns of
-/// `insert_list`; returns the rows written. COPY is one statement: all rows or none.
-async fn copy_rows<E: Entity>(
-    handle: &Handle<'_>,
-    target: &str,
-    insert_list: &str,
-    sql: &EntitySql,
-    values: &[E],
-) -> Result<u64> {
-    let client = handle.client();
-    // The binary format needs each column's exact type, including enums and domains.
-    let types: Vec<_> = client
-        .prepare(&format!("SELECT {insert_list} FROM {target} LIMIT 0"))
-        .await?
-        .columns()
-        .iter()
-        .map(|c| c.type_().clone())
-        .collect();
-    let sink = client
-        .copy_in(&format!(
-            "COPY {target} ({insert_list}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
-    let mut row: Vec<Param<'_>> = Vec::with_capacity(sql.insert_columns.len());
-    for value in values {
-        row.clear();
-        for &index in &sql.insert_columns {
-            row.push(value.param(index)?);
-        }
-        let bound: Vec<&(dyn ToSql + Sync)> = refs(&row);
-        writer.as_mut().write(&bound).await?;
-    }
-    Ok(writer.finish().await?)
+/// Below this many rows per chunk, another temporary table and round trip cost more than the
+/// overlap gains.
+const MIN_CHUNK_ROWS: usize = 10_000;
+/// Enough chunks that the client decodes all but the last while the server works.
+const MAX_CHUNKS: usize = 8;
+
+/// A fresh, quoted `pg_temp` table name.
+fn temp_table() -> Result<String> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = format!("toolkit_bulk_{}", COUNTER.fetch_add(1, Ordering::Relaxed));
+    Ok(format!("pg_temp.{}", quote_ident(&name)?))
 }
 
 /// `insert_many`: binary COPY straight into the table, returning only the count.
@@ -176,7 +211,11 @@ pub(super) async fn insert_many<E: Entity>(executor: ExecutorRef<'_>, values: &[
     // COPY holds the connection in copy mode: nothing may be pipelined beside it.
     let handle = executor.acquire_exclusive().await?;
     handle
-        .deadline(copy_rows(&handle, &sql.table, &insert_list, sql, values))
+        .deadline(async {
+            let client = handle.client();
+            let types = column_types(client, &sql.table, &insert_list).await?;
+            copy_rows(client, &sql.table, &insert_list, &types, sql, values).await
+        })
         .await
 }
 

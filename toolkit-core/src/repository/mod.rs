@@ -1,6 +1,7 @@
 //! `Repository<E>`: typed CRUD for a `#[derive(Entity)]` struct on any executor.
 
 mod bulk;
+mod copy;
 mod executor;
 
 use std::borrow::Borrow;
