@@ -1,4 +1,5 @@
-//! `create_bulk`: one atomic `INSERT` whatever the size, by the fastest correct route.
+//! `create_bulk`: all or nothing whatever the size, by the fastest correct route; and
+//! `insert_many`.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -42,10 +43,11 @@ pub(super) async fn create_bulk<E: Entity>(
         let handle = executor.acquire().await?;
         values_insert(&handle, sql, values).await
     } else {
-        // Temporary table, COPY, INSERT, DROP: nothing else may run on the connection between.
+        // Temporary tables, COPY, INSERTs, COMMIT or DROP: nothing else may run between.
         let handle = executor.acquire_exclusive().await?;
-        // A cancelled call would leave the temporary table in the session: until the DROP is
-        // confirmed the connection is in doubt, and discarded if it comes back that way.
+        // A cancelled call would leave an open transaction or temporary tables in the session:
+        // until the end is confirmed the connection is in doubt, and discarded if it comes back
+        // that way.
         let guarded = handle.connection().filter(|_| !handle.in_transaction());
         if let Some(conn) = guarded {
             conn.set_in_doubt(true);

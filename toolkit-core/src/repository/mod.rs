@@ -88,9 +88,11 @@ impl<'e, E: Entity> Repository<'e, E> {
         E::from_row(&row)
     }
 
-    /// Inserts all `values` in one statement, all or nothing, and returns the stored rows in
-    /// input order. Small batches use a multi-row `VALUES`; large ones a binary `COPY` into a
-    /// temporary table followed by one `INSERT ... SELECT ... RETURNING`.
+    /// Inserts all `values`, all or nothing, and returns the stored rows in input order. Small
+    /// batches use one multi-row `VALUES`; large ones a binary `COPY` into temporary tables and
+    /// `INSERT ... SELECT ... RETURNING` from them, pipelined in one transaction (the caller's,
+    /// or one of its own on a connection it checked out; on a borrowed connection or a plain
+    /// client, which may be inside a transaction it cannot see, one statement).
     pub async fn create_bulk(&self, values: &[E]) -> Result<Vec<E>> {
         bulk::create_bulk(self.executor, values).await
     }
