@@ -67,7 +67,15 @@ fn user(n: usize) -> User {
 }
 
 async fn users_db() -> (toolkit::testing::TestDatabase, Database) {
-    let (tdb, db) = fresh_db().await;
+    users_db_with(|settings| settings).await
+}
+
+/// [`users_db`] with its settings adjusted first, e.g. to a pool of one connection.
+async fn users_db_with(
+    adjust: impl FnOnce(DatabaseSettings) -> DatabaseSettings,
+) -> (toolkit::testing::TestDatabase, Database) {
+    let (tdb, settings) = fresh().await;
+    let db = Database::new(adjust(settings)).unwrap();
     db.connection()
         .await
         .unwrap()
@@ -277,19 +285,12 @@ const LEFTOVER_TABLES: &str = "SELECT count(*) FROM pg_class \
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_bulk_leaves_no_tables_and_no_open_transaction() {
-    let (tdb, settings) = fresh().await;
-    let db = Database::new(DatabaseSettings {
+    let (tdb, db) = users_db_with(|settings| DatabaseSettings {
         max_pool_size: 1,
         min_pool_size: 1,
         ..settings
     })
-    .unwrap();
-    db.connection()
-        .await
-        .unwrap()
-        .batch_execute(USERS)
-        .await
-        .unwrap();
+    .await;
     let repo = Repository::<User>::new(&db);
     let rows: Vec<User> = (0..25_000).map(user).collect();
     let stored = repo.create_bulk(&rows).await.unwrap();
@@ -575,20 +576,13 @@ async fn uuid_key_generated_by_the_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_are_cached_per_connection_bounded_and_survive_alter_table() {
-    let (tdb, settings) = fresh().await;
-    let db = Database::new(DatabaseSettings {
+    let (tdb, db) = users_db_with(|settings| DatabaseSettings {
         max_pool_size: 1,
         min_pool_size: 1,
         statement_cache_size: 3,
         ..settings
     })
-    .unwrap();
-    db.connection()
-        .await
-        .unwrap()
-        .batch_execute(USERS)
-        .await
-        .unwrap();
+    .await;
     let repo = Repository::<User>::new(&db);
     let created = repo.create(&user(1)).await.unwrap();
     let before = db.connection().await.unwrap().cached_statements();

@@ -3,7 +3,8 @@
 //! what count; absolute numbers on a 2-core machine are noisy.
 //!
 //! `cargo bench -p toolkit-bench` (uses `DATABASE_URL` when set, else a throwaway cluster).
-//! `BENCH_PASSES` (default 5) sets the number of interleaved passes.
+//! `BENCH_PASSES` (default 7: medians of fewer passes move by several percent on a shared VM)
+//! sets the number of interleaved passes.
 
 mod alloc;
 mod raw;
@@ -37,7 +38,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let passes: usize = std::env::var("BENCH_PASSES")
         .ok()
         .and_then(|p| p.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(7);
     let tdb = TestDatabase::create().await?;
     println!("benchmark database: {} ({passes} passes)", tdb.settings());
     let mut bench = workloads::Bench::new(&tdb).await?;
