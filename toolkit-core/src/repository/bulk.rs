@@ -1,13 +1,12 @@
 //! `create_bulk`: all or nothing whatever the size, by the fastest correct route; and
 //! `insert_many`.
 
-use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 
-use futures_util::future::{maybe_done, try_join_all};
-use futures_util::TryStreamExt;
+use futures_util::future::try_join_all;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 
 use super::copy::{column_types, copy_rows};
@@ -147,29 +146,14 @@ async fn copy_insert<E: Entity>(
             })
             .collect();
         let inserts = try_join_all(texts.iter().map(|text| client.prepare(text))).await?;
-        let mut pending: Vec<_> = inserts
+        // Polling the set sends every insert at once; the answers are taken in order.
+        let mut answers: FuturesOrdered<_> = inserts
             .iter()
-            .map(|insert| {
-                Box::pin(maybe_done(
-                    client.query_raw(insert, std::iter::empty::<&(dyn ToSql + Sync)>()),
-                ))
-            })
+            .map(|insert| client.query_raw(insert, std::iter::empty::<&(dyn ToSql + Sync)>()))
             .collect();
-        // The first poll of each sends its request; none waits for the one before.
-        poll_fn(|cx| {
-            for insert in &mut pending {
-                let _ = insert.as_mut().poll(cx);
-            }
-            Poll::Ready(())
-        })
-        .await;
         let mut stored = Vec::with_capacity(values.len());
-        for insert in &mut pending {
-            insert.as_mut().await;
-            let Some(started) = insert.as_mut().take_output() else {
-                continue;
-            };
-            let mut rows = pin!(started?);
+        while let Some(answer) = answers.next().await {
+            let mut rows = pin!(answer?);
             while let Some(row) = rows.try_next().await? {
                 stored.push(E::from_row(&row)?);
             }
