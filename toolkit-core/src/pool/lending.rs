@@ -34,8 +34,8 @@ impl Progress {
         self.0.store(now_micros(), Ordering::Relaxed);
     }
 
-    fn age(&self) -> u64 {
-        now_micros().saturating_sub(self.0.load(Ordering::Relaxed))
+    fn age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.0.load(Ordering::Relaxed))
     }
 }
 
@@ -78,6 +78,7 @@ impl Pool {
     /// made progress recently; of equally loaded ones, the one that progressed last.
     fn join_lent(&self) -> Option<Arc<Connection>> {
         let stall = u64::try_from(STALL.as_micros()).unwrap_or(u64::MAX);
+        let now = now_micros();
         let mut lent = self.shared.lent.lock().ok()?;
         lent.retain(|weak| weak.strong_count() > 0);
         lent.iter()
@@ -88,7 +89,7 @@ impl Pool {
             .filter_map(|conn| {
                 // One reference is ours from `upgrade`; the rest are statements in flight.
                 let in_flight = Arc::strong_count(&conn) - 1;
-                let age = conn.progress().age();
+                let age = conn.progress().age(now);
                 let open = in_flight < self.shared.pipeline_depth && age < stall && conn.usable();
                 open.then_some(((in_flight, age), conn))
             })
