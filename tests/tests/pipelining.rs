@@ -154,6 +154,8 @@ async fn statements_do_not_queue_behind_a_stalled_one() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(waiting().await, 1, "the update never waited for the lock");
+    // Well past the pool's 5 ms stall limit, however quickly the wait was seen.
+    tokio::time::sleep(Duration::from_millis(50)).await;
 
     // The pool is saturated: the other connection is held here, then freed. The reads must
     // wait for it rather than join the stalled connection, or they would hang until the lock
