@@ -4,9 +4,9 @@
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures_util::future::try_join_all;
+use futures_util::future::{try_join, try_join_all};
 use futures_util::stream::FuturesOrdered;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryFutureExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 
 use super::copy::{column_types, copy_rows};
@@ -132,10 +132,6 @@ async fn copy_insert<E: Entity>(
     }
     client.batch_execute(&setup).await?;
     let outcome = async {
-        let types = column_types(client, &temps[0], &insert_list).await?;
-        for (part, temp) in parts.iter().zip(&temps) {
-            copy_rows(client, temp, &insert_list, &types, sql, part).await?;
-        }
         let texts: Vec<String> = temps
             .iter()
             .map(|temp| {
@@ -145,7 +141,15 @@ async fn copy_insert<E: Entity>(
                 )
             })
             .collect();
-        let inserts = try_join_all(texts.iter().map(|text| client.prepare(text))).await?;
+        // Prepared together with the COPY's column types: one round trip for all of them.
+        let (types, inserts) = try_join(
+            column_types(client, &temps[0], &insert_list),
+            try_join_all(texts.iter().map(|text| client.prepare(text))).err_into(),
+        )
+        .await?;
+        for (part, temp) in parts.iter().zip(&temps) {
+            copy_rows(client, temp, &insert_list, &types, sql, part).await?;
+        }
         // Polling the set sends every insert at once; the answers are taken in order.
         let mut answers: FuturesOrdered<_> = inserts
             .iter()
