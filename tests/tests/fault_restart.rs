@@ -7,7 +7,9 @@ mod fault_common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fault_common::{item, own_cluster, unique_app, Expected, Item, ItemPatch, Rng, ITEMS};
+use fault_common::{
+    create_pair, item, own_cluster, unique_app, Expected, Item, ItemPatch, Rng, ITEMS,
+};
 use toolkit::testing::TestDatabase;
 use toolkit::{Database, DatabaseSettings, Error, Repository, RetryPolicy};
 
@@ -35,6 +37,17 @@ enum Outcome {
     /// The connection was lost or the deadline passed after the statement may have been sent
     /// (e.g. during the commit): the server may or may not have applied it.
     FailedAmbiguous(String),
+}
+
+impl Outcome {
+    /// What a row the failed create was writing may now hold: nothing, or (when the failure
+    /// came after the statement may have reached the server) also the value written.
+    fn states_of_a_failed_create(&self, value: i64) -> Vec<Option<i64>> {
+        match self {
+            Outcome::FailedAmbiguous(_) => vec![None, Some(value)],
+            _ => vec![None],
+        }
+    }
 }
 
 /// Sorts an error of an operation during the restart; panics on an unclassified one.
@@ -113,10 +126,7 @@ async fn worker(
                     }
                     Err(err) => {
                         let outcome = classify(&err);
-                        let states = match outcome {
-                            Outcome::FailedAmbiguous(_) => vec![None, Some(value)],
-                            _ => vec![None],
-                        };
+                        let states = outcome.states_of_a_failed_create(value);
                         model.set(&tag, states);
                         outcome
                     }
@@ -136,10 +146,7 @@ async fn worker(
                     }
                     Err(err) => {
                         let outcome = classify(&err);
-                        let states = match outcome {
-                            Outcome::FailedAmbiguous(_) => vec![None, Some(value)],
-                            _ => vec![None],
-                        };
+                        let states = outcome.states_of_a_failed_create(value);
                         model.set(&a, states.clone());
                         model.set(&b, states);
                         outcome
@@ -223,18 +230,6 @@ async fn worker(
         });
     }
     (records, model)
-}
-
-/// Two rows in one transaction (`BEGIN`, two creates, `COMMIT`).
-// Not `run_in_transaction`: a future holding its async closure cannot be proven `Send` for
-// `tokio::spawn` (rust-lang/rust#110338), so spawned tasks spell the transaction out.
-async fn create_pair(db: &Database, a: &str, b: &str, value: i64) -> Result<(i64, i64), Error> {
-    let tx = db.transaction().await?;
-    let repo = Repository::<Item>::new(&tx);
-    let first = repo.create(&item(a, value)).await?;
-    let second = repo.create(&item(b, value)).await?;
-    tx.commit().await?;
-    Ok((first.id, second.id))
 }
 
 /// A random row that may be deleted: not one of a transaction's pair (tags ending in `a`/`b`),

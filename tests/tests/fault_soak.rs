@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use fault_common::{
-    item, items_db, pids_of, unique_app, wait_until, Expected, Item, ItemPatch, Rng,
+    create_pair, item, items_db, pids_of, unique_app, wait_until, Expected, Item, ItemPatch, Rng,
 };
 use toolkit::{Database, DatabaseSettings, Error, Repository};
 
@@ -68,18 +68,6 @@ impl Ledger {
         }
         self.cancelled += 1;
     }
-}
-
-/// Two rows in one transaction (`BEGIN`, two creates, `COMMIT`).
-// Not `run_in_transaction`: a future holding its async closure cannot be proven `Send` for
-// `tokio::spawn` (rust-lang/rust#110338), so spawned tasks spell the transaction out.
-async fn create_pair(db: &Database, a: &str, b: &str, value: i64) -> Result<(i64, i64), Error> {
-    let tx = db.transaction().await?;
-    let repo = Repository::<Item>::new(&tx);
-    let first = repo.create(&item(a, value)).await?;
-    let second = repo.create(&item(b, value)).await?;
-    tx.commit().await?;
-    Ok((first.id, second.id))
 }
 
 /// One task: creates, updates, deletes, two-row transactions and reads on its own tags.

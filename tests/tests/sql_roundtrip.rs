@@ -337,6 +337,17 @@ async fn user_columns(client: &Client) -> BTreeMap<(String, String), Vec<String>
     map
 }
 
+/// A fresh database holding `victims`, one row that no statement under test may touch.
+async fn with_victims() -> (TestDatabase, Client) {
+    let tdb = TestDatabase::create().await.unwrap();
+    let client = tdb.connect().await.unwrap();
+    client
+        .batch_execute("CREATE TABLE victims (id int); INSERT INTO victims VALUES (1);")
+        .await
+        .unwrap();
+    (tdb, client)
+}
+
 async fn victims_intact(client: &Client) {
     let n: i64 = client
         .query_one("SELECT count(*) FROM victims", &[])
@@ -348,12 +359,7 @@ async fn victims_intact(client: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_identifiers_round_trip_and_touch_nothing_else() {
-    let tdb = TestDatabase::create().await.unwrap();
-    let client = tdb.connect().await.unwrap();
-    client
-        .batch_execute("CREATE TABLE victims (id int); INSERT INTO victims VALUES (1);")
-        .await
-        .unwrap();
+    let (_tdb, client) = with_victims().await;
 
     let names = hostile_names(600);
     assert!(names.len() >= 600);
@@ -427,12 +433,7 @@ async fn hostile_identifiers_round_trip_and_touch_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injection_through_a_table_name_leaves_victims_intact() {
-    let tdb = TestDatabase::create().await.unwrap();
-    let client = tdb.connect().await.unwrap();
-    client
-        .batch_execute("CREATE TABLE victims (id int); INSERT INTO victims VALUES (1);")
-        .await
-        .unwrap();
+    let (_tdb, client) = with_victims().await;
     let column = "id\" int); DROP TABLE victims; --";
     let ddl = format!(
         "CREATE TABLE {} ({} text)",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use toolkit::testing::{TestCluster, TestDatabase};
-use toolkit::{Database, DatabaseSettings, Entity};
+use toolkit::{Database, DatabaseSettings, Entity, Error, Repository};
 use toolkit_tests::proxy::Proxy;
 
 /// The row every fault test writes: a generated key, a `tag` naming the operation that wrote
@@ -188,6 +188,23 @@ pub(crate) async fn proxied(tdb: &TestDatabase) -> (Proxy, DatabaseSettings) {
         ..settings
     };
     (proxy, settings)
+}
+
+/// Two rows in one transaction (`BEGIN`, two creates, `COMMIT`).
+// Not `run_in_transaction`: a future holding its async closure cannot be proven `Send` for
+// `tokio::spawn` (rust-lang/rust#110338), so spawned tasks spell the transaction out.
+pub(crate) async fn create_pair(
+    db: &Database,
+    a: &str,
+    b: &str,
+    value: i64,
+) -> Result<(i64, i64), Error> {
+    let tx = db.transaction().await?;
+    let repo = Repository::<Item>::new(&tx);
+    let first = repo.create(&item(a, value)).await?;
+    let second = repo.create(&item(b, value)).await?;
+    tx.commit().await?;
+    Ok((first.id, second.id))
 }
 
 /// `pg_backend_pid()` of a checkout from `db`.
