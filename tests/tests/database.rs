@@ -216,7 +216,7 @@ async fn two_hundred_tasks_share_four_connections() {
     for (i, task) in tasks.into_iter().enumerate() {
         assert_eq!(task.await.unwrap().unwrap(), i32::try_from(i).unwrap() * 2);
     }
-    let (open, _) = db.get_pool().await.unwrap().state();
+    let open = db.get_pool().await.unwrap().state().connections;
     assert!(open <= 4, "{open} connections open");
 }
 
@@ -250,8 +250,8 @@ async fn ping_closed_port_gives_connection_error_after_all_attempts() {
         message.to_lowercase().contains("connection refused"),
         "{message}"
     );
-    // Waits of 50 ms and 100 ms between the three attempts.
-    assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
+    // Waits drawn under 50 ms and 100 ms between the three attempts (full jitter; its bounds
+    // are pinned by the unit tests of `RetryPolicy`).
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     // init_db goes through the same ping.
     assert!(matches!(

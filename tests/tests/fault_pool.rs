@@ -59,7 +59,7 @@ async fn thousand_waiters_on_four_connections() {
                 while !stop.load(Ordering::Acquire) {
                     let n = u32::try_from(pids_of(&admin, &app).await.len()).unwrap();
                     max_server.fetch_max(n, Ordering::AcqRel);
-                    max_pool.fetch_max(pool.state().0, Ordering::AcqRel);
+                    max_pool.fetch_max(pool.state().connections, Ordering::AcqRel);
                     samples += 1;
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
@@ -238,11 +238,11 @@ async fn thousand_cancelled_checkouts_leak_no_slot() {
 
         let pool = db.get_pool().await.unwrap();
         wait_until(Duration::from_secs(15), "every connection back in the pool", || async {
-            let (open, idle) = pool.state();
+            let toolkit::PoolState { connections: open, idle, .. } = pool.state();
             open <= MAX && idle == open
         })
         .await;
-        let (open, idle) = pool.state();
+        let toolkit::PoolState { connections: open, idle, .. } = pool.state();
         eprintln!("1000 uses, {completed} completed, in {took:?}; pool settled at {open} open / {idle} idle");
         assert!(completed > 0 && completed < 1000, "{completed} of 1000 completed");
 

@@ -76,7 +76,7 @@ async fn saturated_pool_pipelines_and_every_answer_is_right() {
             .unwrap();
     }
     let pool = db.get_pool().await.unwrap();
-    let (open, _) = pool.state();
+    let open = pool.state().connections;
     assert!(open <= 2, "{open} connections for max_pool_size 2");
     assert!(
         pool.pipelined_statements() > 0,
@@ -140,7 +140,9 @@ async fn statements_do_not_queue_behind_a_stalled_one() {
     let waiting = || async {
         let row = observer
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                // Only this test's database: other tests run in parallel on the same cluster.
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND datname = current_database()",
                 &[],
             )
             .await
@@ -207,8 +209,10 @@ async fn a_killed_connection_fails_each_statement_pipelined_on_it_once() {
         for _ in 0..500 {
             let killed = observer
                 .query_one(
+                    // Only this test's database: a cluster-wide kill would end the
+                    // lock-waiting backends of other tests running in parallel.
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                     WHERE wait_event_type = 'Lock'",
+                     WHERE wait_event_type = 'Lock' AND datname = current_database()",
                     &[],
                 )
                 .await

@@ -166,24 +166,22 @@ impl Database {
     /// `settings.connect_retry`. Once attempts are exhausted it returns [`Error::Connection`]
     /// holding the last underlying error.
     pub async fn ping_postgres(&self) -> Result<()> {
-        let policy = &self.inner.settings.connect_retry;
-        let config = self.inner.settings.pg_config();
-        let mut attempt = 0;
+        let settings = &self.inner.settings;
+        let config = settings.pg_config();
+        let mut attempts = settings.connect_retry.attempts();
         loop {
-            attempt += 1;
-            let err = match ping_once(&config).await {
+            let err = match ping_once(&config, settings.connection_timeout).await {
                 Ok(()) => return Ok(()),
                 Err(err) => err,
             };
-            if attempt >= policy.attempts {
+            if !attempts.retry(true).await {
                 let message = format!(
-                    "cannot reach {} after {attempt} attempt(s): {}",
-                    self.inner.settings,
+                    "cannot reach {settings} after {} attempt(s): {}",
+                    attempts.made(),
                     DisplayChain(&err)
                 );
                 return Err(Error::connection(message, err.into_source()));
             }
-            tokio::time::sleep(policy.delay_after(attempt)).await;
         }
     }
 
@@ -227,7 +225,7 @@ impl Database {
             .ok()
             .and_then(|mut slot| slot.take());
         if let Some(pool) = taken {
-            pool.close();
+            pool.close().await;
         }
     }
 
@@ -237,23 +235,12 @@ impl Database {
     }
 }
 
-async fn ping_once(config: &tokio_postgres::Config) -> Result<(), ConnectFailure> {
-    // The driver's `connect_timeout` covers only the TCP connect: bound the handshake and the
-    // `SELECT 1` too, so a server that accepts the socket and then goes silent fails the ping.
-    let limit = config
-        .get_connect_timeout()
-        .copied()
-        .unwrap_or(Duration::from_secs(5));
-    let (client, connection) = tokio::time::timeout(limit, config.connect(tokio_postgres::NoTls))
-        .await
-        .map_err(|_| ConnectFailure::TimedOut(limit))??;
-    let driver = tokio::spawn(connection);
-    let outcome = match tokio::time::timeout(limit, client.simple_query("SELECT 1")).await {
+async fn ping_once(config: &tokio_postgres::Config, limit: Duration) -> Result<(), ConnectFailure> {
+    // Bounded like a pooled connect, and the `SELECT 1` too, so a server that accepts the
+    // socket and then goes silent fails the ping.
+    let client = crate::pool::connect(config, limit).await?;
+    match tokio::time::timeout(limit, client.simple_query("SELECT 1")).await {
         Ok(answer) => answer.map(drop).map_err(ConnectFailure::Driver),
         Err(_) => Err(ConnectFailure::TimedOut(limit)),
-    };
-    drop(client);
-    // The driver ends once the client is gone; waiting keeps the ping from leaving a socket behind.
-    let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
-    outcome
+    }
 }

@@ -61,7 +61,8 @@ pub enum Error {
     /// No row exists for the key (`get_by_id`, `update`, `delete`).
     #[error("no record in table {table} with key {key}")]
     RecordNotFound {
-        /// The (quoted, possibly schema-qualified) table name.
+        /// The table name as written in the entity, unquoted: `schema.table` when it has a
+        /// schema.
         table: String,
         /// The key that was looked up, as `Debug` text.
         key: String,
@@ -69,9 +70,9 @@ pub enum Error {
     /// Data cannot be written or read as the entity describes it.
     #[error("invalid data for {table}.{field}: {message}")]
     InvalidData {
-        /// The table involved (empty when not known).
+        /// The table involved, unquoted: `schema.table` when it has a schema.
         table: String,
-        /// The Rust field or column at fault.
+        /// The Rust field at fault (or, for a statement the builder refused, its argument).
         field: String,
         /// What is wrong with it.
         message: String,
@@ -121,6 +122,8 @@ pub(crate) enum ConnectFailure {
     Driver(#[from] tokio_postgres::Error),
     #[error("connecting (TCP, startup and authentication) took longer than {0:?}")]
     TimedOut(Duration),
+    #[error("the pool is closed")]
+    Closed,
 }
 
 impl ConnectFailure {
@@ -128,7 +131,7 @@ impl ConnectFailure {
     pub(crate) fn into_source(self) -> BoxError {
         match self {
             ConnectFailure::Driver(err) => Box::new(err),
-            timed_out @ ConnectFailure::TimedOut(_) => Box::new(timed_out),
+            other => Box::new(other),
         }
     }
 }
@@ -205,7 +208,8 @@ impl Error {
     }
 
     /// True when the connection to the server is gone: closed socket, I/O failure, the backend
-    /// terminated (57P01..57P03) or a connection-exception SQLSTATE (class 08).
+    /// terminated (57P01..57P03), the server ended an idle session or transaction (25P03,
+    /// 57P05), or a connection-exception SQLSTATE (class 08).
     pub fn is_connection_lost(&self) -> bool {
         if matches!(self, Error::Connection { .. }) {
             return true;
@@ -218,6 +222,8 @@ impl Error {
         }
         if let Some(code) = pg.code() {
             return code.code().starts_with("08")
+                || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+                || *code == SqlState::IDLE_SESSION_TIMEOUT
                 || *code == SqlState::ADMIN_SHUTDOWN
                 || *code == SqlState::CRASH_SHUTDOWN
                 || *code == SqlState::CANNOT_CONNECT_NOW;
@@ -247,6 +253,21 @@ impl Error {
         }
     }
 
+    /// The one way an [`Error::InvalidData`] is made: always with its table and field.
+    pub(crate) fn invalid_data(
+        table: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> Self {
+        Error::InvalidData {
+            table: table.into(),
+            field: field.into(),
+            message: message.into(),
+            source,
+        }
+    }
+
     pub(crate) fn settings(field: &'static str, message: impl Into<String>) -> Self {
         Error::InvalidSettings {
             field,
@@ -267,9 +288,53 @@ fn has_io_source(err: &tokio_postgres::Error) -> bool {
 }
 
 impl From<tokio_postgres::Error> for Error {
+    /// A value the driver could not encode for its column is the caller's data, not a failed
+    /// statement: [`Error::InvalidData`] naming the field, when the value came from an entity.
     fn from(source: tokio_postgres::Error) -> Self {
-        Error::Operation { source }
+        let mismatch = source
+            .source()
+            .and_then(|cause| cause.downcast_ref::<FieldMismatch>());
+        match mismatch {
+            Some(mismatch) => Error::invalid_data(
+                mismatch.table.clone(),
+                mismatch.field,
+                mismatch.to_string(),
+                Some(Box::new(source)),
+            ),
+            None => Error::Operation { source },
+        }
     }
+}
+
+impl Error {
+    /// An error raised while encoding a value ourselves (COPY): [`Error::InvalidData`] naming
+    /// the field when it is a [`FieldMismatch`].
+    pub(crate) fn from_encoding(table: &str, cause: BoxError) -> Error {
+        match cause.downcast::<FieldMismatch>() {
+            Ok(mismatch) => {
+                let message = mismatch.to_string();
+                Error::invalid_data(
+                    mismatch.table.clone(),
+                    mismatch.field,
+                    message,
+                    Some(mismatch),
+                )
+            }
+            Err(cause) => Error::invalid_data(table, "", cause.to_string(), Some(cause)),
+        }
+    }
+}
+
+/// A field's value that does not fit its column's type, raised while encoding parameters.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write column \"{column}\" of type {ty}: {source}")]
+pub(crate) struct FieldMismatch {
+    pub(crate) table: String,
+    pub(crate) field: &'static str,
+    pub(crate) column: &'static str,
+    pub(crate) ty: String,
+    #[source]
+    pub(crate) source: BoxError,
 }
 
 /// Displays an error followed by every cause in its `source()` chain, so the driver's terse

@@ -3,7 +3,7 @@
 #![deny(missing_docs)]
 
 mod database;
-mod entity;
+pub mod entity;
 mod error;
 mod pool;
 mod repository;
@@ -14,13 +14,13 @@ mod statement_cache;
 mod transaction;
 
 pub use database::Database;
-pub use entity::{Column, Entity, EntityMeta, EntitySql, JsonParam, Param};
+pub use entity::Entity;
 
 /// What `#[derive(Entity)]` expands to reaches the runtime only through here; not a public API.
 #[doc(hidden)]
 pub use entity::private as __private;
 pub use error::{BoxError, DisplayChain, Error, PoolErrorKind, Result};
-pub use pool::{Connection, Pool};
+pub use pool::{AsStatement, Connection, Pool, PoolState};
 pub use repository::{Executor, ExecutorRef, Repository};
 pub use retry::RetryPolicy;
 pub use settings::DatabaseSettings;

@@ -1,4 +1,5 @@
-//! Exponential backoff used by `ping_postgres` and by `run_in_transaction`.
+//! Exponential backoff with jitter: the one retry loop of `ping_postgres` and
+//! `run_in_transaction`.
 
 use std::time::Duration;
 
@@ -6,9 +7,12 @@ use crate::{Error, Result};
 
 /// How often and how patiently an operation is retried.
 ///
-/// Delay before attempt `n + 1` is `initial_delay * factor^(n - 1)`, capped at `max_delay`.
-/// The defaults (5 attempts, 500 ms doubling up to 8 s) give up after about 7.5 s of waiting;
-/// tests use [`RetryPolicy::fast`] to make failures quick.
+/// The wait before attempt `n + 1` is drawn uniformly from zero to
+/// `initial_delay * factor^(n - 1)` capped at `max_delay` ("full jitter"), so callers that fail
+/// together (forty tasks hitting the same serialization failure, a fleet reconnecting after a
+/// restart) do not retry in lockstep. The defaults (5 attempts, 500 ms doubling up to 8 s) give
+/// up after at most about 7.5 s of waiting; tests use [`RetryPolicy::fast`] to make failures
+/// quick.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Total attempts, including the first one. At least 1.
@@ -20,6 +24,36 @@ pub struct RetryPolicy {
     /// Upper bound of any single wait.
     pub max_delay: Duration,
 }
+
+/// The one retry loop of the toolkit, spelled by its callers as
+/// `loop { match op().await { Err(e) if attempts.retry(e.is_x()).await => continue, .. } }` so
+/// that their futures stay `Send` (an async closure passed in here would not be, rust#100013).
+#[derive(Debug)]
+pub(crate) struct Attempts<'p> {
+    policy: &'p RetryPolicy,
+    made: u32,
+}
+
+impl Attempts<'_> {
+    /// Counts a failed attempt; when `retryable` and attempts remain, waits the jittered delay
+    /// and returns true.
+    pub(crate) async fn retry(&mut self, retryable: bool) -> bool {
+        self.made += 1;
+        if !retryable || self.made >= self.policy.attempts {
+            return false;
+        }
+        tokio::time::sleep(self.policy.jittered_delay_after(self.made)).await;
+        true
+    }
+
+    /// Attempts made so far.
+    pub(crate) fn made(&self) -> u32 {
+        self.made
+    }
+}
+
+/// Longer waits between attempts are a mistake in the settings, not a policy.
+const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -51,16 +85,37 @@ impl RetryPolicy {
         }
     }
 
-    /// The wait after failed attempt number `failed` (1-based).
+    /// The longest wait after failed attempt number `failed` (1-based): the bound the jittered
+    /// wait is drawn under.
     pub fn delay_after(&self, failed: u32) -> Duration {
         let exponent = i32::try_from(failed.saturating_sub(1)).unwrap_or(i32::MAX);
         let scaled = self.initial_delay.as_secs_f64() * self.factor.powi(exponent);
         Duration::try_from_secs_f64(scaled).map_or(self.max_delay, |d| d.min(self.max_delay))
     }
 
+    /// The wait actually slept after failed attempt `failed`: uniform in
+    /// `0..=delay_after(failed)`.
+    pub fn jittered_delay_after(&self, failed: u32) -> Duration {
+        self.delay_after(failed).mul_f64(fastrand::f64())
+    }
+
+    /// The retry loop's bookkeeping: call [`Attempts::retry`] after each failure.
+    pub(crate) fn attempts(&self) -> Attempts<'_> {
+        Attempts {
+            policy: self,
+            made: 0,
+        }
+    }
+
     pub(crate) fn validate(&self, field: &'static str) -> Result<()> {
         if self.attempts == 0 {
             return Err(Error::settings(field, "attempts must be at least 1"));
+        }
+        if self.initial_delay > MAX_DELAY || self.max_delay > MAX_DELAY {
+            return Err(Error::settings(
+                field,
+                format!("delays must be at most {MAX_DELAY:?}"),
+            ));
         }
         if !self.factor.is_finite() || self.factor < 1.0 {
             return Err(Error::settings(
@@ -86,6 +141,50 @@ mod tests {
         };
         let ms: Vec<u128> = (1..=5).map(|n| p.delay_after(n).as_millis()).collect();
         assert_eq!(ms, [100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn jitter_stays_within_zero_and_the_bound_and_spreads() {
+        let p = RetryPolicy {
+            attempts: 6,
+            initial_delay: Duration::from_millis(100),
+            factor: 2.0,
+            max_delay: Duration::from_millis(500),
+        };
+        for failed in 1..=5 {
+            let bound = p.delay_after(failed);
+            let draws: Vec<Duration> = (0..1000).map(|_| p.jittered_delay_after(failed)).collect();
+            assert!(draws.iter().all(|d| *d <= bound), "a wait above {bound:?}");
+            // Lockstep would mean one value; full jitter covers the range.
+            assert!(
+                draws.iter().any(|d| *d < bound / 4),
+                "no short wait under {bound:?}"
+            );
+            assert!(
+                draws.iter().any(|d| *d > bound * 3 / 4),
+                "no long wait under {bound:?}"
+            );
+            let distinct: std::collections::HashSet<_> = draws.iter().collect();
+            assert!(
+                distinct.len() > 900,
+                "{} distinct waits of 1000",
+                distinct.len()
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_stop_at_the_limit_or_at_a_final_error() {
+        let p = RetryPolicy::fast(4);
+        let mut attempts = p.attempts();
+        let mut retried = 0;
+        while attempts.retry(true).await {
+            retried += 1;
+        }
+        assert_eq!((retried, attempts.made()), (3, 4));
+        let mut attempts = p.attempts();
+        assert!(!attempts.retry(false).await);
+        assert_eq!(attempts.made(), 1);
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub struct DatabaseSettings {
     pub min_pool_size: u32,
     /// Hard cap on open pooled connections. Default 20; must be at least 1.
     pub max_pool_size: u32,
-    /// Longest wait for a pooled connection before [`Error::Pool`]. Default 30 s.
+    /// Longest wait for a pooled connection before [`Error::Pool`]. Default 30 s; at most
+    /// about 24 days, like every duration here.
     pub pool_timeout: Duration,
     /// Longest wait for one TCP connect plus authentication. Default 5 s.
     pub connection_timeout: Duration,
@@ -59,8 +60,6 @@ pub struct DatabaseSettings {
     /// that ends a transaction left idle by a stuck caller. Default 5 minutes; `None` leaves the
     /// server's setting.
     pub idle_in_transaction_timeout: Option<Duration>,
-    /// Map JSON/JSONB columns to `serde_json::Value` and typed JSON. Default `true`.
-    pub enable_json_adapters: bool,
     /// `application_name` reported to the server (visible in `pg_stat_activity`). Default `toolkit`.
     pub application_name: String,
     /// TLS mode. Only `disable` and `prefer` (which falls back to plain TCP) are supported until
@@ -78,12 +77,14 @@ pub struct DatabaseSettings {
     /// [`Error::is_connection_lost`]: crate::Error::is_connection_lost
     pub pipeline_depth: usize,
     /// Prepared statements each pooled connection keeps (least recently used evicted first).
-    /// `0` disables the cache: every statement is prepared per call. Default 256.
+    /// `0` disables the cache: every statement is prepared per call. Default 256; at most
+    /// 100,000. Memory grows with the statements actually cached, never with this number.
     pub statement_cache_size: usize,
     /// Retry policy of [`Database::ping_postgres`](crate::Database::ping_postgres) and `init_db`.
+    /// Default [`RetryPolicy::default`]: 5 attempts, waits drawn under 500 ms doubling up to 8 s.
     pub connect_retry: RetryPolicy,
     /// Retry policy of `run_in_transaction` for serialization failures and deadlocks.
-    /// Default: 5 attempts, 20 ms doubling up to 1 s.
+    /// Default: 5 attempts, waits drawn under 20 ms doubling up to 1 s.
     pub transaction_retry: RetryPolicy,
 }
 
@@ -104,7 +105,6 @@ impl Default for DatabaseSettings {
             tcp_user_timeout: Some(Duration::from_secs(30)),
             statement_timeout: None,
             idle_in_transaction_timeout: Some(Duration::from_secs(300)),
-            enable_json_adapters: true,
             application_name: "toolkit".into(),
             ssl_mode: SslMode::Prefer,
             pipeline_depth: 2,
@@ -145,7 +145,6 @@ impl fmt::Debug for DatabaseSettings {
                 "idle_in_transaction_timeout",
                 &self.idle_in_transaction_timeout,
             )
-            .field("enable_json_adapters", &self.enable_json_adapters)
             .field("application_name", &self.application_name)
             .field("ssl_mode", &self.ssl_mode)
             .field("pipeline_depth", &self.pipeline_depth)
@@ -289,6 +288,27 @@ impl DatabaseSettings {
                 return Err(Error::settings(field, "must not be empty"));
             }
         }
+        for (field, value) in [
+            ("host", &self.host),
+            ("dbname", &self.dbname),
+            ("user", &self.user),
+            ("password", &self.password),
+            ("application_name", &self.application_name),
+        ] {
+            // The startup packet is NUL-terminated: a NUL would cut the value short.
+            if value.contains('\0') {
+                return Err(Error::settings(field, "must not contain a NUL byte"));
+            }
+        }
+        if self.statement_cache_size > MAX_STATEMENT_CACHE {
+            return Err(Error::settings(
+                "statement_cache_size",
+                format!(
+                    "{} is above the limit of {MAX_STATEMENT_CACHE}",
+                    self.statement_cache_size
+                ),
+            ));
+        }
         if self.port == 0 {
             return Err(Error::settings("port", "must not be 0"));
         }
@@ -309,6 +329,22 @@ impl DatabaseSettings {
                     self.min_pool_size, self.max_pool_size
                 ),
             ));
+        }
+        for (field, value) in [
+            ("pool_timeout", Some(self.pool_timeout)),
+            ("connection_timeout", Some(self.connection_timeout)),
+            ("query_timeout", self.query_timeout),
+            ("tcp_keepalive", self.tcp_keepalive),
+            ("tcp_user_timeout", self.tcp_user_timeout),
+        ] {
+            // Deadlines are added to `Instant::now()`, and the kernel takes the TCP ones in
+            // 32-bit milliseconds: a larger value would overflow, panic or wrap.
+            if value.is_some_and(|d| d > MAX_DURATION) {
+                return Err(Error::settings(
+                    field,
+                    "is longer than the supported maximum of about 24 days (2^31 - 1 ms)",
+                ));
+            }
         }
         if self.pool_timeout.is_zero() {
             return Err(Error::settings("pool_timeout", "must be longer than zero"));
@@ -336,9 +372,6 @@ impl DatabaseSettings {
             "idle_in_transaction_timeout",
             self.idle_in_transaction_timeout,
         )?;
-        if self.application_name.contains('\0') {
-            return Err(Error::settings("application_name", "must not contain NUL"));
-        }
         if !matches!(self.ssl_mode, SslMode::Disable | SslMode::Prefer) {
             return Err(Error::settings(
                 "ssl_mode",
@@ -392,6 +425,13 @@ impl DatabaseSettings {
     }
 }
 
+/// The longest duration any setting accepts: what PostgreSQL's own timeouts and the kernel's
+/// `TCP_USER_TIMEOUT` take (`i32` milliseconds).
+const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// The most statements one connection may keep prepared.
+const MAX_STATEMENT_CACHE: usize = 100_000;
+
 fn check_server_timeout(field: &'static str, value: Option<Duration>) -> Result<()> {
     match value {
         Some(t) if t.as_millis() == 0 => Err(Error::settings(
@@ -428,7 +468,6 @@ mod tests {
         assert_eq!(s.pool_timeout, Duration::from_secs(30));
         assert_eq!(s.connection_timeout, Duration::from_secs(5));
         assert_eq!(s.statement_timeout, None);
-        assert!(s.enable_json_adapters);
         s.validate().unwrap();
     }
 

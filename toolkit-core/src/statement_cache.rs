@@ -4,7 +4,6 @@
 //! SQL text a long-lived connection sees; least recently used statements are evicted, and the
 //! server-side statement is closed when the driver drops its `Statement`.
 
-use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
 use lru::LruCache;
@@ -16,12 +15,16 @@ use crate::Result;
 pub(crate) struct StatementCache {
     /// `None` when caching is disabled (`statement_cache_size = 0`).
     entries: Option<Mutex<LruCache<Box<str>, Statement>>>,
+    capacity: usize,
 }
 
 impl StatementCache {
     pub(crate) fn new(capacity: usize) -> Self {
         StatementCache {
-            entries: NonZeroUsize::new(capacity).map(|cap| Mutex::new(LruCache::new(cap))),
+            // Unbounded to the LRU (which would allocate a bounded cache's capacity up front,
+            // per connection); the bound is enforced on insert instead.
+            entries: (capacity > 0).then(|| Mutex::new(LruCache::unbounded())),
+            capacity,
         }
     }
 
@@ -40,6 +43,9 @@ impl StatementCache {
         let statement = client.prepare(sql).await?;
         if let Ok(mut cache) = entries.lock() {
             cache.put(sql.into(), statement.clone());
+            while cache.len() > self.capacity {
+                cache.pop_lru();
+            }
         }
         Ok(statement)
     }

@@ -1,6 +1,7 @@
 //! Property tests of the SQL builder: whatever names it is given, the output either is an error
 //! or lexes into keywords, quoted identifiers that unquote to exactly the given names, and
-//! placeholders `$1..$n` with `n` the reported parameter count.
+//! placeholders `$1..$n` with `n` the reported parameter count, each `$k` standing where the
+//! caller's `k`-th value belongs (the column it was given for, or `LIMIT`/`OFFSET`).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -204,6 +205,16 @@ impl Cond {
         }
     }
 
+    /// The columns of the leaves that take a value, in the order the tree lists them.
+    fn slots<'a>(&'a self, out: &mut Vec<Slot<'a>>) {
+        match self {
+            Cond::Leaf(n, kind) if *kind < 8 => out.push(Slot::Column(n)),
+            Cond::Leaf(..) => {}
+            Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| c.slots(out)),
+            Cond::Not(inner) => inner.slots(out),
+        }
+    }
+
     fn names<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Cond::Leaf(n, _) => out.push(n),
@@ -224,8 +235,14 @@ struct Stmt {
     rows: usize,
     limit: u8,
     returning: Vec<String>,
-    /// Values the caller would bind; they never reach the builder.
-    values: Vec<String>,
+}
+
+/// What the caller's `k`-th value is for, in the order the builder's API takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot<'a> {
+    Column(&'a str),
+    Limit,
+    Offset,
 }
 
 fn stmt() -> impl Strategy<Value = Stmt> {
@@ -238,10 +255,9 @@ fn stmt() -> impl Strategy<Value = Stmt> {
         1usize..4,
         0u8..4,
         prop::collection::vec(name(), 0..3),
-        prop::collection::vec("'[^']{0,12}'", 0..4),
     )
         .prop_map(
-            |(kind, schema, table, columns, filter, rows, limit, returning, values)| Stmt {
+            |(kind, schema, table, columns, filter, rows, limit, returning)| Stmt {
                 kind,
                 schema,
                 table,
@@ -250,7 +266,6 @@ fn stmt() -> impl Strategy<Value = Stmt> {
                 rows,
                 limit,
                 returning,
-                values,
             },
         )
 }
@@ -354,6 +369,37 @@ impl Stmt {
         }
     }
 
+    /// What each value the caller binds is for, in binding order: `slots()[k - 1]` is `$k`.
+    fn slots<'a>(&'a self) -> Vec<Slot<'a>> {
+        let mut out = Vec::new();
+        let filter = |out: &mut Vec<Slot<'a>>| {
+            if let Some(c) = &self.filter {
+                c.slots(out);
+            }
+        };
+        match self.kind {
+            0 | 1 => {
+                filter(&mut out);
+                out.extend(match self.limit {
+                    2 => vec![Slot::Limit],
+                    3 => vec![Slot::Limit, Slot::Offset],
+                    _ => vec![],
+                });
+            }
+            2 => {
+                for _ in 0..self.rows {
+                    out.extend(self.columns.iter().map(|c| Slot::Column(c)));
+                }
+            }
+            3 => {
+                out.extend(self.columns.iter().map(|c| Slot::Column(c)));
+                filter(&mut out);
+            }
+            _ => filter(&mut out),
+        }
+        out
+    }
+
     /// Errors that do not come from a name.
     fn structurally_invalid(&self) -> bool {
         match self.kind {
@@ -362,6 +408,71 @@ impl Stmt {
             _ => false,
         }
     }
+}
+
+/// Each placeholder stands where the caller's value for it belongs: right after the column it
+/// was given for (`"c" = $k`, `"c" = ANY($k)`), after `LIMIT`/`OFFSET`, or for an INSERT in the
+/// position of its column within its `VALUES` row, the column list being the given columns.
+fn check_bindings(s: &Stmt, tokens: &[Token]) -> Result<(), TestCaseError> {
+    let slots = s.slots();
+    let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x == w);
+    if s.kind == 2 {
+        let open = tokens.iter().position(|t| word(t, "(")).unwrap_or(0);
+        let listed: Vec<&str> = tokens[open..]
+            .iter()
+            .take_while(|t| !word(t, ")"))
+            .filter_map(|t| match t {
+                Token::Ident(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(&listed, &s.columns(), "INSERT column list");
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        let Token::Param(k) = token else { continue };
+        let Some(slot) = slots.get(k - 1) else {
+            return Err(TestCaseError::fail(format!("${k} has no value for it")));
+        };
+        let before = &tokens[..i];
+        match slot {
+            Slot::Limit => prop_assert!(before.last().is_some_and(|t| word(t, "LIMIT")), "${k}"),
+            Slot::Offset => prop_assert!(before.last().is_some_and(|t| word(t, "OFFSET")), "${k}"),
+            Slot::Column(name) if s.kind == 2 => {
+                // Position within the row: placeholders since the row's opening parenthesis.
+                let row_start = before.iter().rposition(|t| word(t, "(")).unwrap_or(0);
+                let position = before[row_start..]
+                    .iter()
+                    .filter(|t| matches!(t, Token::Param(_)))
+                    .count();
+                prop_assert_eq!(
+                    s.columns.get(position).map(String::as_str),
+                    Some(*name),
+                    "${} is in the VALUES position of another column",
+                    k
+                );
+            }
+            Slot::Column(name) => {
+                // `"c" <op> $k` or `"c" = ANY($k)`: only an operator between column and value.
+                let bound = before.iter().rev().find_map(|t| match t {
+                    Token::Ident(n) => Some(Some(n.as_str())),
+                    Token::Word(w)
+                        if ["=", "<>", "<", ">", "<=", ">=", "ANY", "ALL", "("]
+                            .contains(&w.as_str()) =>
+                    {
+                        None
+                    }
+                    _ => Some(None),
+                });
+                prop_assert_eq!(
+                    bound.flatten(),
+                    Some(*name),
+                    "${} does not follow the column its value is for",
+                    k
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 proptest! {
@@ -412,9 +523,7 @@ proptest! {
                 prop_assert_eq!(query.param_count(), s.expected_params());
                 let distinct: BTreeSet<usize> = params.iter().copied().collect();
                 prop_assert_eq!(distinct.len(), query.param_count());
-                for value in &s.values {
-                    prop_assert!(!query.sql().contains(value.as_str()), "value {value:?} in SQL");
-                }
+                check_bindings(&s, &tokens)?;
             }
             Err(Error::InvalidIdentifier { identifier, .. }) => {
                 prop_assert!(!is_valid(&identifier));

@@ -45,7 +45,7 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
     let columns = cont.stored().map(|f| {
         let (name, field) = (&f.column.0, &f.name);
         let (generated, json) = (f.attrs.generated.is_some(), f.attrs.json.is_some());
-        quote!(#p::Column { name: #name, field: #field, generated: #generated, json: #json })
+        quote!(#p::ColumnMeta { name: #name, field: #field, generated: #generated, json: #json })
     });
     let reads = read_fields(cont, &p);
     let params = cont.stored().enumerate().map(|(i, f)| {
@@ -71,9 +71,9 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
                         key: #key_index,
                     };
 
-                    fn sql() -> #p::Result<&'static #p::EntitySql> {
-                        static SQL: #p::OnceLock<#p::StdResult<#p::EntitySql, #p::String>> = #p::OnceLock::new();
-                        #p::EntitySql::cached(&SQL, <Self as #p::Entity>::META)
+                    fn statement_slot() -> &'static #p::StatementSlot {
+                        static SLOT: #p::StatementSlot = #p::StatementSlot::new();
+                        &SLOT
                     }
 
                     fn id(&self) -> &Self::Id {
@@ -246,8 +246,9 @@ fn stub(cont: &Container<'_>) -> TokenStream {
                         key: 0,
                     };
 
-                    fn sql() -> #p::Result<&'static #p::EntitySql> {
-                        #p::StdResult::Err(#p::no_such_column(0, <Self as #p::Entity>::META))
+                    fn statement_slot() -> &'static #p::StatementSlot {
+                        static SLOT: #p::StatementSlot = #p::StatementSlot::new();
+                        &SLOT
                     }
 
                     fn id(&self) -> &Self::Id {

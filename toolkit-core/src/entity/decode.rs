@@ -9,7 +9,8 @@ use serde::Serialize;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 
-use super::{EntityMeta, JsonParam, Param};
+use super::param::{JsonParam, Param};
+use super::EntityMeta;
 use crate::{Error, Result};
 
 fn field(meta: &EntityMeta, index: usize) -> String {
@@ -24,12 +25,7 @@ fn invalid(
     message: String,
     source: Option<crate::BoxError>,
 ) -> Error {
-    Error::InvalidData {
-        table: meta.display_name(),
-        field: field(meta, index),
-        message,
-        source,
-    }
+    Error::invalid_data(meta.display_name(), field(meta, index), message, source)
 }
 
 /// Reads column `index` as `T`; a type mismatch or unexpected NULL names the field.

@@ -1,25 +1,29 @@
 //! What `#[derive(Entity)]` implements: table metadata, row mapping by position and parameter
-//! binding. The repository runtime builds every statement from [`EntityMeta`] once per process.
+//! binding. The repository renders every statement from [`EntityMeta`] once per process.
+//!
+//! [`EntityMeta`] and [`ColumnMeta`] are public for code that inspects entities (schema
+//! checks, admin tools); the rest of what the derive generates is reached only through the
+//! hidden `__private` path and is not an API.
 
 mod decode;
 mod param;
 #[doc(hidden)]
 pub mod private;
-mod statements;
 
+use std::any::Any;
 use std::fmt;
+use std::sync::OnceLock;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::Result;
+use crate::{Error, Result};
 
-pub use param::{JsonParam, Param};
-pub use statements::EntitySql;
+pub(crate) use param::{json_depth, MAX_JSON_DEPTH};
 
 /// One stored column of an entity, in field order.
 #[derive(Debug)]
-pub struct Column {
+pub struct ColumnMeta {
     /// Column name in the database (unquoted; validated at compile time).
     pub name: &'static str,
     /// Rust field name, used in error messages.
@@ -39,18 +43,54 @@ pub struct EntityMeta {
     /// Table name (unquoted; validated at compile time).
     pub table: &'static str,
     /// Stored columns in field order; rows are read in this order.
-    pub columns: &'static [Column],
+    pub columns: &'static [ColumnMeta],
     /// Index of the primary-key column in `columns`.
     pub key: usize,
 }
 
 impl EntityMeta {
-    /// The table name as it appears in error messages: `schema.table` or `table`.
+    /// The table name as it appears in error messages: `schema.table` or `table`, unquoted.
     pub fn display_name(&self) -> String {
         match self.schema {
             Some(schema) => format!("{schema}.{}", self.table),
             None => self.table.to_owned(),
         }
+    }
+
+    /// The primary-key column.
+    pub fn key_column(&self) -> Result<&'static ColumnMeta> {
+        self.columns.get(self.key).ok_or_else(|| {
+            Error::invalid_data(
+                self.display_name(),
+                "",
+                format!(
+                    "key index {} is outside the {} columns",
+                    self.key,
+                    self.columns.len()
+                ),
+                None,
+            )
+        })
+    }
+}
+
+/// Where the runtime keeps what it renders for one entity type (its statements), filled on
+/// first use: one `static` per derived type, so no lookup happens per call.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StatementSlot(OnceLock<Box<dyn Any + Send + Sync>>);
+
+impl StatementSlot {
+    /// An empty slot, for the derive's `static`.
+    #[allow(clippy::new_without_default)] // used in a `static`, where only `const fn` works
+    pub const fn new() -> Self {
+        StatementSlot(OnceLock::new())
+    }
+
+    /// The value of type `T` in the slot, made by `init` on first use; `None` if the slot
+    /// holds another type (a slot is only ever filled by one caller, so it does not).
+    pub(crate) fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
     }
 }
 
@@ -64,19 +104,23 @@ pub trait Entity: Sized + Send + Sync + 'static {
     /// Table and columns.
     const META: &'static EntityMeta;
 
-    /// Every statement of this entity, rendered once per process.
-    fn sql() -> Result<&'static EntitySql>;
-
     /// The primary key of this value.
     fn id(&self) -> &Self::Id;
 
+    /// Storage for the statements the runtime renders for this entity.
+    #[doc(hidden)]
+    fn statement_slot() -> &'static StatementSlot;
+
     /// Builds a value from a row whose columns are `META.columns`, in that order.
+    #[doc(hidden)]
     fn from_row(row: &Row) -> Result<Self>;
 
     /// The parameter for column `index` of `META.columns` (JSON columns serialise here, so a
     /// value that cannot be serialised is reported naming its field).
-    fn param(&self, index: usize) -> Result<Param<'_>>;
+    #[doc(hidden)]
+    fn param(&self, index: usize) -> Result<private::Param<'_>>;
 
     /// The parameter for column `index` when the patch sets it; `None` when it leaves it alone.
-    fn patch_param(patch: &Self::Patch, index: usize) -> Option<Result<Param<'_>>>;
+    #[doc(hidden)]
+    fn patch_param(patch: &Self::Patch, index: usize) -> Option<Result<private::Param<'_>>>;
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use bytes::BufMut;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
-/// One bound parameter.
+/// One bound parameter of an entity's field.
 #[derive(Debug)]
 pub enum Param<'a> {
     /// A value the driver encodes itself.
@@ -69,5 +69,60 @@ impl fmt::Display for JsonParam {
             Some(bytes) => f.write_str(&String::from_utf8_lossy(bytes)),
             None => f.write_str("NULL"),
         }
+    }
+}
+
+/// The deepest nesting of arrays and objects serde_json reads back (its recursion limit is 128
+/// levels, the 128th failing); pinned by a test. A deeper document, once stored, would make
+/// every read of its row fail, so it is refused before it is written.
+pub(crate) const MAX_JSON_DEPTH: usize = 127;
+
+/// How deeply arrays and objects nest in serialised JSON (text, or jsonb's version byte and
+/// text): one pass, brackets inside strings ignored.
+pub(crate) fn json_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn the_depth_limit_is_serde_jsons() {
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(MAX_JSON_DEPTH)).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(MAX_JSON_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(json_depth(nested(5).as_bytes()), 5);
+        assert_eq!(json_depth(br#"{"a":"[[[[\"[[","b":[1,{"c":2}]}"#), 3);
+        assert_eq!(json_depth(b"12"), 0);
     }
 }

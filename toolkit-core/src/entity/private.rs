@@ -4,7 +4,6 @@ pub use std::default::Default;
 pub use std::option::Option;
 pub use std::result::Result as StdResult;
 pub use std::string::String;
-pub use std::sync::OnceLock;
 
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;
@@ -14,5 +13,7 @@ pub use tokio_postgres::Row;
 pub use super::decode::{
     decode, decode_json, decode_json_opt, json_param, json_param_opt, no_such_column,
 };
-pub use super::{Column, Entity, EntityMeta, EntitySql, JsonParam, Param};
+pub use super::param::{JsonParam, Param};
+pub use super::{ColumnMeta, Entity, EntityMeta, StatementSlot};
+pub use crate::pool::Source;
 pub use crate::{Error, Result};

@@ -48,10 +48,40 @@ fn now_micros() -> u64 {
     u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
+/// A connection lent to one single statement, possibly pipelined with others; counts itself
+/// in the connection's `in_flight` for as long as it lives.
+pub(crate) struct Lent(Arc<Connection>);
+
+impl Lent {
+    fn new(conn: Arc<Connection>) -> Self {
+        conn.pg().in_flight.fetch_add(1, Ordering::AcqRel);
+        Lent(conn)
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.0
+    }
+
+    /// No other statement runs on this connection right now.
+    pub(crate) fn alone(&self) -> bool {
+        self.0.pg().in_flight.load(Ordering::Acquire) <= 1
+    }
+
+    pub(crate) fn touch(&self) {
+        self.0.pg().progress.touch();
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.0.pg().in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Pool {
     /// A connection for one single statement: an idle one when there is one, else a lent one
     /// with room, else whatever the pool gives within `pool_timeout`.
-    pub(crate) async fn get_for_statement(&self) -> Result<Arc<Connection>> {
+    pub(crate) async fn get_for_statement(&self) -> Result<Lent> {
         if self.shared.pipeline_depth > 1 && self.saturated() {
             if let Some(conn) = self.join_lent() {
                 self.shared.pipelined.fetch_add(1, Ordering::Relaxed);
@@ -60,13 +90,13 @@ impl Pool {
         }
         let conn = Arc::new(self.get().await?);
         if self.shared.pipeline_depth > 1 {
-            conn.progress().touch();
+            conn.pg().progress.touch();
             if let Ok(mut lent) = self.shared.lent.lock() {
                 lent.retain(|weak| weak.strong_count() > 0);
                 lent.push(Arc::downgrade(&conn));
             }
         }
-        Ok(conn)
+        Ok(Lent::new(conn))
     }
 
     /// Every connection is open and checked out: waiting would only queue behind them.
@@ -76,24 +106,22 @@ impl Pool {
 
     /// The least loaded lent connection with room for one more statement, among those that
     /// made progress recently; of equally loaded ones, the one that progressed last.
-    fn join_lent(&self) -> Option<Arc<Connection>> {
+    fn join_lent(&self) -> Option<Lent> {
         let stall = u64::try_from(STALL.as_micros()).unwrap_or(u64::MAX);
+        let depth = self.shared.pipeline_depth;
         let now = now_micros();
         let mut lent = self.shared.lent.lock().ok()?;
         lent.retain(|weak| weak.strong_count() > 0);
         lent.iter()
-            // Counting first spares an upgrade (two atomic writes on a shared cache line) for
-            // each connection that is already full.
-            .filter(|weak| weak.strong_count() < self.shared.pipeline_depth)
             .filter_map(Weak::upgrade)
             .filter_map(|conn| {
-                // One reference is ours from `upgrade`; the rest are statements in flight.
-                let in_flight = Arc::strong_count(&conn) - 1;
-                let age = conn.progress().age(now);
-                let open = in_flight < self.shared.pipeline_depth && age < stall && conn.usable();
+                let pg = conn.pg();
+                let in_flight = pg.in_flight.load(Ordering::Acquire);
+                let age = pg.progress.age(now);
+                let open = in_flight < depth && age < stall && conn.usable();
                 open.then_some(((in_flight, age), conn))
             })
             .min_by_key(|(load, _)| *load)
-            .map(|(_, conn)| conn)
+            .map(|(_, conn)| Lent::new(conn))
     }
 }

@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::{try_join, try_join_all};
 use futures_util::stream::FuturesOrdered;
-use futures_util::{StreamExt, TryFutureExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 
+use super::bind::{refs, Bound};
 use super::copy::{column_types, copy_rows};
-use super::executor::{ExecutorRef, Handle};
-use super::refs;
-use crate::entity::{Entity, EntityMeta, EntitySql, Param};
-use crate::sql::{quote_ident, Insert, MAX_PARAMS};
+use super::executor::ExecutorRef;
+use super::statements::{table_ref, EntitySql};
+use crate::entity::Entity;
+use crate::pool::{InDoubt, Lease, Session};
+use crate::sql::{control, Insert, TableRef, MAX_PARAMS};
 use crate::{Error, Result};
 
 /// Above this many rows a binary COPY beats a multi-row VALUES (measured by the benchmark: the
@@ -27,62 +29,50 @@ pub(super) async fn create_bulk<E: Entity>(
     if values.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = E::sql()?;
+    let sql = EntitySql::of::<E>()?;
     let per_row = sql.insert_columns.len();
     if per_row == 0 {
-        return Err(Error::InvalidData {
-            table: E::META.display_name(),
-            field: String::new(),
-            message: "create_bulk needs at least one column that is not generated; use create"
-                .into(),
-            source: None,
-        });
+        return Err(Error::invalid_data(
+            E::META.display_name(),
+            "",
+            "create_bulk needs at least one column that is not generated; use create",
+            None,
+        ));
     }
     if values.len() <= VALUES_MAX_ROWS && values.len() * per_row <= MAX_PARAMS {
-        let handle = executor.acquire().await?;
-        values_insert(&handle, sql, values).await
+        let session = executor.acquire().await?;
+        values_insert(&session, sql, values).await
     } else {
         // Temporary tables, COPY, INSERTs, COMMIT or DROP: nothing else may run between.
-        let handle = executor.acquire_exclusive().await?;
+        let session = executor.acquire_exclusive().await?;
         // A cancelled call would leave an open transaction or temporary tables in the session:
         // until the end is confirmed the connection is in doubt, and discarded if it comes back
-        // that way.
-        let guarded = handle.connection().filter(|_| !handle.in_transaction());
-        if let Some(conn) = guarded {
-            conn.set_in_doubt(true);
-        }
-        let stored = handle.deadline(copy_insert(&handle, sql, values)).await?;
-        if let Some(conn) = guarded {
-            conn.set_in_doubt(false);
-        }
-        Ok(stored)
+        // that way. In the caller's transaction, the caller's guard covers it.
+        let in_doubt = match session.is_in_transaction() {
+            true => None,
+            false => session.in_doubt(),
+        };
+        session
+            .run(copy_insert(&session, in_doubt, sql, values))
+            .await
     }
 }
 
 async fn values_insert<E: Entity>(
-    handle: &Handle<'_>,
+    session: &Session<'_>,
     sql: &EntitySql,
     values: &[E],
 ) -> Result<Vec<E>> {
-    let meta = E::META;
-    let names: Vec<&str> = sql
-        .insert_columns
-        .iter()
-        .map(|&i| meta.columns[i].name)
-        .collect();
-    let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
-    let statement = Insert::into(meta.table_ref())
-        .columns(&names)
+    let statement = Insert::into(table_ref(E::META))
+        .columns(&sql.insert_names)
         .rows(values.len())
-        .returning(&all)
+        .returning(&sql.all_names)
         .build()?;
-    let mut params: Vec<Param<'_>> = Vec::with_capacity(values.len() * names.len());
+    let mut params: Vec<Bound<'_>> = Vec::with_capacity(values.len() * sql.insert_columns.len());
     for value in values {
-        for &index in &sql.insert_columns {
-            params.push(value.param(index)?);
-        }
+        params.extend(Bound::fields(value, &sql.insert_columns)?);
     }
-    handle
+    session
         .query_map(statement.sql(), &refs(&params), |row| E::from_row(&row))
         .await
 }
@@ -96,59 +86,56 @@ async fn values_insert<E: Entity>(
 /// Where the call owns the transaction (a connection checked out for it, or the caller's
 /// transaction) the rows go into up to [`MAX_CHUNKS`] tables and the inserts are pipelined:
 /// the server runs the next while the client decodes the rows of the previous.
+///
+/// `in_doubt` is settled once the server confirmed the end (`COMMIT`, `ROLLBACK` or the
+/// tables' `DROP`), whether the insert succeeded or not: a failed insert leaves a clean
+/// connection.
 async fn copy_insert<E: Entity>(
-    handle: &Handle<'_>,
+    session: &Session<'_>,
+    in_doubt: Option<InDoubt>,
     sql: &EntitySql,
     values: &[E],
 ) -> Result<Vec<E>> {
-    let meta = E::META;
+    let table = table_ref(E::META);
     // A borrowed connection or a plain client may be inside a transaction we cannot see:
     // there a single statement is the only all-or-nothing unit we can vouch for.
-    let (begin, chunks) = match handle {
-        Handle::Owned(_) => (true, values.len() / MIN_CHUNK_ROWS),
-        Handle::Transaction(_) => (false, values.len() / MIN_CHUNK_ROWS),
+    let (begin, chunks) = match session.lease() {
+        Lease::Owned(_) => (true, values.len() / MIN_CHUNK_ROWS),
+        _ if session.is_in_transaction() => (false, values.len() / MIN_CHUNK_ROWS),
         _ => (false, 1),
     };
     let parts: Vec<&[E]> = values
         .chunks(values.len().div_ceil(chunks.clamp(1, MAX_CHUNKS)))
         .collect();
-    let temps = parts
-        .iter()
-        .map(|_| temp_table())
-        .collect::<Result<Vec<_>>>()?;
-    let insert_list = insert_list(meta, &sql.insert_columns)?;
-    let all: Vec<usize> = (0..meta.columns.len()).collect();
-    let all_list = self::insert_list(meta, &all)?;
-    let client = handle.client();
+    let names: Vec<String> = parts.iter().map(|_| temp_name()).collect();
+    let temps: Vec<TableRef<'_>> = names.iter().map(|n| control::temp_table(n)).collect();
 
     let mut setup = String::from(if begin { "BEGIN;" } else { "" });
     for temp in &temps {
         // ON COMMIT DROP outside a transaction block would drop the table at once.
-        let on_commit = if begin { " ON COMMIT DROP" } else { "" };
-        setup.push_str(&format!(
-            "CREATE TEMPORARY TABLE {temp}{on_commit} AS SELECT {insert_list} FROM {table} WITH NO DATA;",
-            table = sql.table
-        ));
+        setup.push_str(&control::create_temp_like(
+            *temp,
+            begin,
+            &sql.insert_names,
+            table,
+        )?);
+        setup.push(';');
     }
-    client.batch_execute(&setup).await?;
+    session.batch_execute(&setup).await?;
     let outcome = async {
-        let texts: Vec<String> = temps
+        let texts = temps
             .iter()
-            .map(|temp| {
-                format!(
-                    "INSERT INTO {table} ({insert_list}) SELECT {insert_list} FROM {temp} RETURNING {all_list}",
-                    table = sql.table
-                )
-            })
-            .collect();
+            .map(|temp| control::insert_select(table, &sql.insert_names, *temp, &sql.all_names))
+            .collect::<Result<Vec<_>>>()?;
         // Prepared together with the COPY's column types: one round trip for all of them.
-        let (types, inserts) = try_join(
-            column_types(client, &temps[0], &insert_list),
-            try_join_all(texts.iter().map(|text| client.prepare(text))).err_into(),
-        )
-        .await?;
+        let client = session.client();
+        let (types, inserts) =
+            try_join(column_types(session, temps[0], &sql.insert_names), async {
+                Ok(try_join_all(texts.iter().map(|text| client.prepare(text))).await?)
+            })
+            .await?;
         for (part, temp) in parts.iter().zip(&temps) {
-            copy_rows(client, temp, &insert_list, &types, sql, part).await?;
+            copy_rows(session, *temp, &types, sql, part).await?;
         }
         // Polling the set sends every insert at once; the answers are taken in order.
         let mut answers: FuturesOrdered<_> = inserts
@@ -170,9 +157,14 @@ async fn copy_insert<E: Entity>(
         (true, false) => "ROLLBACK".to_owned(),
         // Inside a failed transaction the DROP fails too; the tables then live as long as the
         // session, holding no committed rows.
-        (false, _) => format!("DROP TABLE IF EXISTS {}", temps.join(", ")),
+        (false, _) => control::drop_tables(&temps)?,
     };
-    let finished = client.batch_execute(&finish).await;
+    let finished = session.batch_execute(&finish).await;
+    if finished.is_ok() {
+        if let Some(in_doubt) = in_doubt {
+            in_doubt.settle();
+        }
+    }
     let rows = outcome?;
     finished?;
     Ok(rows)
@@ -184,11 +176,10 @@ const MIN_CHUNK_ROWS: usize = 10_000;
 /// Enough chunks that the client decodes all but the last while the server works.
 const MAX_CHUNKS: usize = 8;
 
-/// A fresh, quoted `pg_temp` table name.
-fn temp_table() -> Result<String> {
+/// A fresh name for a temporary table of this session.
+fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = format!("toolkit_bulk_{}", COUNTER.fetch_add(1, Ordering::Relaxed));
-    Ok(format!("pg_temp.{}", quote_ident(&name)?))
+    format!("toolkit_bulk_{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// `insert_many`: binary COPY straight into the table, returning only the count.
@@ -196,27 +187,14 @@ pub(super) async fn insert_many<E: Entity>(executor: ExecutorRef<'_>, values: &[
     if values.is_empty() {
         return Ok(0);
     }
-    let sql = E::sql()?;
-    let insert_list = insert_list(E::META, &sql.insert_columns)?;
+    let sql = EntitySql::of::<E>()?;
+    let table = table_ref(E::META);
     // COPY holds the connection in copy mode: nothing may be pipelined beside it.
-    let handle = executor.acquire_exclusive().await?;
-    handle
-        .deadline(async {
-            let client = handle.client();
-            let types = column_types(client, &sql.table, &insert_list).await?;
-            copy_rows(client, &sql.table, &insert_list, &types, sql, values).await
+    let session = executor.acquire_exclusive().await?;
+    session
+        .run(async {
+            let types = column_types(&session, table, &sql.insert_names).await?;
+            copy_rows(&session, table, &types, sql, values).await
         })
         .await
-}
-
-/// The quoted column list of `columns`, e.g. `"name", "email"`.
-fn insert_list(meta: &EntityMeta, columns: &[usize]) -> Result<String> {
-    let mut list = String::new();
-    for (n, &index) in columns.iter().enumerate() {
-        if n > 0 {
-            list.push_str(", ");
-        }
-        list.push_str(&quote_ident(meta.columns[index].name)?);
-    }
-    Ok(list)
 }

@@ -1,16 +1,18 @@
 //! `Repository<E>`: typed CRUD for a `#[derive(Entity)]` struct on any executor.
 
+mod bind;
 mod bulk;
 mod copy;
 mod executor;
+mod statements;
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 
-use tokio_postgres::types::ToSql;
-
-use crate::entity::{Entity, Param};
+use crate::entity::Entity;
 use crate::{Error, Result};
+use bind::{refs, Bound};
+use statements::EntitySql;
 
 pub use executor::{Executor, ExecutorRef};
 
@@ -54,10 +56,6 @@ impl<E> Clone for Repository<'_, E> {
 
 impl<E> Copy for Repository<'_, E> {}
 
-fn refs<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
-    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
-}
-
 impl<'e, E: Entity> Repository<'e, E> {
     /// A repository running on `executor`.
     pub fn new<X: Executor + ?Sized>(executor: &'e X) -> Self {
@@ -74,17 +72,15 @@ impl<'e, E: Entity> Repository<'e, E> {
         }
     }
 
-    fn params_of<'v>(value: &'v E, columns: &[usize]) -> Result<Vec<Param<'v>>> {
-        columns.iter().map(|&i| value.param(i)).collect()
-    }
-
     /// Inserts `value` (generated columns are left to the database) and returns the stored row,
     /// generated columns filled in.
     pub async fn create(&self, value: &E) -> Result<E> {
-        let sql = E::sql()?;
-        let params = Self::params_of(value, &sql.insert_columns)?;
-        let handle = self.executor.acquire().await?;
-        let row = handle.query_one(&sql.insert, &refs(&params)).await?;
+        let sql = EntitySql::of::<E>()?;
+        let params = Bound::fields(value, &sql.insert_columns)?;
+        let session = self.executor.acquire().await?;
+        let row = session
+            .query_one(sql.insert.as_str(), &refs(&params))
+            .await?;
         E::from_row(&row)
     }
 
@@ -107,9 +103,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// The row with key `id`, or [`Error::RecordNotFound`].
     pub async fn get_by_id(&self, id: impl Borrow<E::Id>) -> Result<E> {
         let id = id.borrow();
-        let sql = E::sql()?;
-        let handle = self.executor.acquire().await?;
-        match handle.query_opt(&sql.get_by_id, &[id]).await? {
+        let sql = EntitySql::of::<E>()?;
+        let session = self.executor.acquire().await?;
+        let key = Bound::key::<E>(id);
+        match session.query_opt(sql.get_by_id.as_str(), &[&key]).await? {
             Some(row) => E::from_row(&row),
             None => Err(Self::not_found(id)),
         }
@@ -117,10 +114,10 @@ impl<'e, E: Entity> Repository<'e, E> {
 
     /// Every row of the table.
     pub async fn get_all(&self) -> Result<Vec<E>> {
-        let sql = E::sql()?;
-        let handle = self.executor.acquire().await?;
-        handle
-            .query_map(&sql.get_all, &[], |row| E::from_row(&row))
+        let sql = EntitySql::of::<E>()?;
+        let session = self.executor.acquire().await?;
+        session
+            .query_map(sql.get_all.as_str(), &[], |row| E::from_row(&row))
             .await
     }
 
@@ -128,29 +125,28 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// [`Error::InvalidData`] (nothing is sent); a missing key is [`Error::RecordNotFound`].
     pub async fn update(&self, id: impl Borrow<E::Id>, patch: E::Patch) -> Result<E> {
         let id = id.borrow();
-        let sql = E::sql()?;
+        let sql = EntitySql::of::<E>()?;
         let meta = E::META;
         let mut columns = Vec::new();
         let mut params = Vec::new();
         for &index in &sql.update_columns {
             if let Some(param) = E::patch_param(&patch, index) {
                 columns.push(index);
-                params.push(param?);
+                params.push(Bound::param::<E>(param?, index));
             }
         }
         if params.is_empty() {
-            return Err(Error::InvalidData {
-                table: meta.display_name(),
-                field: "patch".into(),
-                message: "the patch sets no column; nothing to update".into(),
-                source: None,
-            });
+            return Err(Error::invalid_data(
+                meta.display_name(),
+                "patch",
+                "the patch sets no column; nothing to update",
+                None,
+            ));
         }
         let statement = sql.patch(meta, &columns)?;
-        let mut bound = refs(&params);
-        bound.push(id);
-        let handle = self.executor.acquire().await?;
-        match handle.query_opt(&statement, &bound).await? {
+        params.push(Bound::key::<E>(id));
+        let session = self.executor.acquire().await?;
+        match session.query_opt(&*statement, &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => Err(Self::not_found(id)),
         }
@@ -159,16 +155,15 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Writes every non-key, non-generated column of `value` to the row with its key, and
     /// returns the stored row; a missing key is [`Error::RecordNotFound`].
     pub async fn save(&self, value: &E) -> Result<E> {
-        let sql = E::sql()?;
+        let sql = EntitySql::of::<E>()?;
         let Some(save) = &sql.save else {
             // Nothing is writable: saving is reading back.
             return self.get_by_id(value.id()).await;
         };
-        let params = Self::params_of(value, &sql.update_columns)?;
-        let mut bound = refs(&params);
-        bound.push(value.id());
-        let handle = self.executor.acquire().await?;
-        match handle.query_opt(save, &bound).await? {
+        let mut params = Bound::fields(value, &sql.update_columns)?;
+        params.push(Bound::key::<E>(value.id()));
+        let session = self.executor.acquire().await?;
+        match session.query_opt(save.as_str(), &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => Err(Self::not_found(value.id())),
         }
@@ -177,9 +172,12 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Deletes the row with key `id`; a missing key is [`Error::RecordNotFound`].
     pub async fn delete(&self, id: impl Borrow<E::Id>) -> Result<()> {
         let id = id.borrow();
-        let sql = E::sql()?;
-        let handle = self.executor.acquire().await?;
-        match handle.execute(&sql.delete, &[id]).await? {
+        let sql = EntitySql::of::<E>()?;
+        let session = self.executor.acquire().await?;
+        match session
+            .execute(sql.delete.as_str(), &[&Bound::key::<E>(id)])
+            .await?
+        {
             0 => Err(Self::not_found(id)),
             _ => Ok(()),
         }
@@ -187,18 +185,22 @@ impl<'e, E: Entity> Repository<'e, E> {
 
     /// Whether a row with key `id` exists.
     pub async fn exists(&self, id: impl Borrow<E::Id>) -> Result<bool> {
-        let sql = E::sql()?;
-        let handle = self.executor.acquire().await?;
-        Ok(handle
-            .query_one(&sql.exists, &[id.borrow()])
+        let sql = EntitySql::of::<E>()?;
+        let session = self.executor.acquire().await?;
+        let key = Bound::key::<E>(id.borrow());
+        Ok(session
+            .query_one(sql.exists.as_str(), &[&key])
             .await?
             .try_get(0)?)
     }
 
     /// Number of rows in the table.
     pub async fn count(&self) -> Result<i64> {
-        let sql = E::sql()?;
-        let handle = self.executor.acquire().await?;
-        Ok(handle.query_one(&sql.count, &[]).await?.try_get(0)?)
+        let sql = EntitySql::of::<E>()?;
+        let session = self.executor.acquire().await?;
+        Ok(session
+            .query_one(sql.count.as_str(), &[])
+            .await?
+            .try_get(0)?)
     }
 }

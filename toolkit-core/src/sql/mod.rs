@@ -50,6 +50,7 @@
 
 mod clause;
 mod condition;
+pub(crate) mod control;
 mod delete;
 mod helpers;
 mod ident;

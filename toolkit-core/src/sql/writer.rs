@@ -145,12 +145,7 @@ impl<'t> Writer<'t> {
     }
 
     pub(crate) fn invalid(&self, field: &str, message: impl Into<String>) -> Error {
-        Error::InvalidData {
-            table: self.table.label(),
-            field: field.to_owned(),
-            message: message.into(),
-            source: None,
-        }
+        Error::invalid_data(self.table.label(), field, message, None)
     }
 
     pub(crate) fn finish(self) -> Query {

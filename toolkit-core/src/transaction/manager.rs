@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use super::{Transaction, TransactionBuilder};
+use crate::sql::{control, Ident};
 use crate::{Database, Result};
 
 /// Creates and drops a schema (tables, types, ...) around a body, inside its transaction.
@@ -125,14 +126,15 @@ async fn guarded<T, F>(tx: &mut Transaction, body: F) -> Result<T>
 where
     F: AsyncFnOnce(&mut Transaction) -> Result<T>,
 {
-    tx.batch_execute("SAVEPOINT toolkit_managed_body").await?;
+    let name = Ident::new("toolkit_managed_body")?;
+    tx.batch_execute(&control::savepoint(&name)).await?;
     let outcome = body(tx).await;
     if outcome.is_err() {
         // The body's error is the one the caller needs. When this rollback fails too (the
         // connection is gone), the cleanup fails after it and the transaction is rolled back
         // anyway.
         let _ = tx
-            .batch_execute("ROLLBACK TO SAVEPOINT toolkit_managed_body")
+            .batch_execute(&control::rollback_to_savepoint_keep(&name))
             .await;
     }
     outcome

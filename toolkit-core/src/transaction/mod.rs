@@ -1,10 +1,10 @@
 //! Transactions that cannot leak into the pool, whatever is cancelled or dropped.
 //!
-//! The pooled connection is marked *in doubt* before `BEGIN` is sent and marked clean only after
-//! the server confirmed `COMMIT` or `ROLLBACK`. A guard dropped before that spawns a `ROLLBACK`
-//! and returns the connection only once the server confirmed it; when that cannot happen (no
-//! runtime, the rollback fails or times out) the pool discards the connection instead of
-//! reusing it.
+//! The pooled connection is marked *in doubt* (an [`InDoubt`] guard) before `BEGIN` is sent, and
+//! settled only after the server confirmed `COMMIT` or `ROLLBACK`. A guard dropped before that
+//! spawns a `ROLLBACK` and settles only once the server confirmed it; when that cannot happen
+//! (no runtime, the rollback fails or times out, the connection was abandoned after a
+//! `query_timeout`) the pool discards the connection instead of reusing it.
 
 mod builder;
 mod manager;
@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::sql::Ident;
+use crate::pool::{InDoubt, Session};
+use crate::sql::{control, Ident};
 use crate::{Connection, Error, Result};
 
 pub use builder::{IsolationLevel, TransactionBuilder};
@@ -30,15 +31,18 @@ const DROP_ROLLBACK_DEADLINE: Duration = Duration::from_secs(5);
 /// An open transaction on a pooled connection it owns.
 ///
 /// `commit` or `rollback` end it; dropping it rolls back. It offers the query API of a client
-/// (`execute`, `query`, `query_one`, ...) and nested [`Savepoint`]s.
+/// (`execute`, `query`, `query_one`, ...) and nested [`Savepoint`]s. Its statements go through
+/// the connection's statement cache and honour `query_timeout`; once that deadline expired,
+/// the transaction's connection is given up: every later call, `commit` included, fails and
+/// the server rolls the transaction back.
 pub struct Transaction {
     conn: Option<Connection>,
+    in_doubt: Option<InDoubt>,
     /// A savepoint dropped without commit or rollback: rolled back to before the next statement,
     /// since `Drop` cannot wait for the server.
     pending_rollback_to: Mutex<Option<Ident>>,
     /// The runtime `BEGIN` ran on. A guard dropped where no runtime is current (a sync caller
-    /// of `block_on`) needs it for its rollback; without one, the pool would have to discard
-    /// the connection from a thread where it cannot spawn the replacement, and panics.
+    /// of `block_on`) needs it for its rollback.
     runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -54,13 +58,14 @@ impl Transaction {
     /// Sends `begin` on `conn`, which is marked in doubt before the statement leaves, so a
     /// cancelled `BEGIN` can never hand an open transaction to the next user.
     pub(crate) async fn begin(conn: Connection, begin: &str) -> Result<Transaction> {
-        conn.set_in_doubt(true);
+        let in_doubt = InDoubt::set(&conn);
         let tx = Transaction {
             conn: Some(conn),
+            in_doubt: Some(in_doubt),
             pending_rollback_to: Mutex::new(None),
             runtime: tokio::runtime::Handle::try_current().ok(),
         };
-        tx.raw_client()?.batch_execute(begin).await?;
+        tx.raw_session()?.batch_execute(begin).await?;
         Ok(tx)
     }
 
@@ -89,34 +94,40 @@ impl Transaction {
         Savepoint::create(self, name).await
     }
 
-    /// The underlying client, after any dropped savepoint has been rolled back.
+    /// The underlying client, after any dropped savepoint has been rolled back. Statements sent
+    /// on it directly bypass the statement cache and `query_timeout`.
     pub async fn client(&self) -> Result<&Client> {
         self.flush().await?;
-        self.raw_client()
+        Ok(&**self.connection()?)
     }
 
-    /// The pooled connection, for the repository's statement cache (flush first).
+    /// The session for the next statement, after any dropped savepoint has been rolled back.
+    pub(crate) async fn session(&self) -> Result<Session<'_>> {
+        self.flush().await?;
+        self.raw_session()
+    }
+
+    /// The pooled connection.
     pub(crate) fn connection(&self) -> Result<&Connection> {
         self.conn.as_ref().ok_or_else(|| Error::NotAvailable {
             message: "the transaction is already finished".into(),
         })
     }
 
-    fn raw_client(&self) -> Result<&Client> {
-        self.conn.as_deref().ok_or_else(|| Error::NotAvailable {
-            message: "the transaction is already finished".into(),
-        })
+    fn raw_session(&self) -> Result<Session<'_>> {
+        self.connection().map(Session::in_transaction)
     }
 
-    /// Sends the statement that ends the transaction. The connection is released as clean only
-    /// once the server confirmed it; on failure it stays in `self`, whose `Drop` (the caller
-    /// consumed the guard) rolls back whatever may still be open and then decides between
-    /// reuse and discard.
+    /// Sends the statement that ends the transaction. The connection is settled and released
+    /// only once the server confirmed it; on failure it stays in `self`, whose `Drop` (the
+    /// caller consumed the guard) rolls back whatever may still be open and then decides
+    /// between reuse and discard.
     async fn finish(&mut self, statement: &str) -> Result<()> {
-        self.raw_client()?.batch_execute(statement).await?;
-        if let Some(conn) = self.conn.take() {
-            conn.set_in_doubt(false);
+        self.raw_session()?.batch_execute(statement).await?;
+        if let Some(in_doubt) = self.in_doubt.take() {
+            in_doubt.settle();
         }
+        self.conn = None;
         Ok(())
     }
 
@@ -127,9 +138,9 @@ impl Transaction {
             .ok()
             .and_then(|mut p| p.take());
         if let Some(name) = pending {
-            let quoted = name.quoted();
-            let statement = format!("ROLLBACK TO SAVEPOINT {quoted}; RELEASE SAVEPOINT {quoted}");
-            self.raw_client()?.batch_execute(&statement).await?;
+            self.raw_session()?
+                .batch_execute(&control::rollback_to_savepoint(&name))
+                .await?;
         }
         Ok(())
     }
@@ -141,31 +152,41 @@ impl Transaction {
             *pending = Some(name);
         }
     }
+
+    pub(crate) fn clear_deferred_rollback(&self) {
+        if let Ok(mut pending) = self.pending_rollback_to.lock() {
+            pending.take();
+        }
+    }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
+        let (Some(conn), Some(in_doubt)) = (self.conn.take(), self.in_doubt.take()) else {
             return;
         };
+        if conn.is_abandoned() {
+            // Nothing more may be sent on it; the pool discards it and the server rolls back.
+            return;
+        }
         let runtime = tokio::runtime::Handle::try_current()
             .ok()
             .or_else(|| self.runtime.clone());
         let Some(runtime) = runtime else {
             // Begun outside tokio and dropped outside it: nothing can talk to the server, so the
-            // connection leaves the pool in doubt and is discarded.
+            // connection leaves in doubt and is discarded.
             return;
         };
-        // A runtime that is shutting down drops the task, and the connection in it, right in
-        // `spawn`; the pool then discards the connection and must find a runtime to spawn its
-        // replacement on.
+        // A runtime that is shutting down drops the task unrun, and the connection with it,
+        // still in doubt: the pool then parks and discards it (see `Connection`'s `Drop`).
         let _entered = runtime.enter();
         runtime.spawn(async move {
-            let rolled_back =
-                tokio::time::timeout(DROP_ROLLBACK_DEADLINE, conn.batch_execute("ROLLBACK")).await;
-            if matches!(rolled_back, Ok(Ok(()))) {
-                conn.set_in_doubt(false);
+            let session = Session::in_transaction(&conn);
+            let rollback = session.batch_execute("ROLLBACK");
+            if let Ok(Ok(())) = tokio::time::timeout(DROP_ROLLBACK_DEADLINE, rollback).await {
+                in_doubt.settle();
             }
+            drop(conn);
         });
     }
 }

@@ -1,60 +1,62 @@
-//! The client query API on a transaction, each call preceded by any deferred savepoint rollback.
+//! The client query API on a transaction: each call preceded by any deferred savepoint rollback
+//! and sent through the connection's session (statement cache, `query_timeout`).
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, SimpleQueryMessage, Statement, ToStatement};
+use tokio_postgres::{Row, SimpleQueryMessage, Statement};
 
 use super::Transaction;
+use crate::pool::AsStatement;
 use crate::Result;
 
 impl Transaction {
     /// Like [`tokio_postgres::Client::execute`]: runs a statement, returns the rows affected.
-    pub async fn execute<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<u64>
+    pub async fn execute<S>(&self, statement: &S, params: &[&(dyn ToSql + Sync)]) -> Result<u64>
     where
-        T: ?Sized + ToStatement,
+        S: ?Sized + AsStatement,
     {
-        Ok(self.client().await?.execute(statement, params).await?)
+        self.session().await?.execute(statement, params).await
     }
 
     /// Like [`tokio_postgres::Client::query`].
-    pub async fn query<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>>
+    pub async fn query<S>(&self, statement: &S, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>>
     where
-        T: ?Sized + ToStatement,
+        S: ?Sized + AsStatement,
     {
-        Ok(self.client().await?.query(statement, params).await?)
+        self.session().await?.query(statement, params).await
     }
 
-    /// Like [`tokio_postgres::Client::query_one`]: exactly one row or an error.
-    pub async fn query_one<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Row>
+    /// Like [`tokio_postgres::Client::query_one`]: exactly one row, else an error.
+    pub async fn query_one<S>(&self, statement: &S, params: &[&(dyn ToSql + Sync)]) -> Result<Row>
     where
-        T: ?Sized + ToStatement,
+        S: ?Sized + AsStatement,
     {
-        Ok(self.client().await?.query_one(statement, params).await?)
+        self.session().await?.query_one(statement, params).await
     }
 
-    /// Like [`tokio_postgres::Client::query_opt`]: zero or one row.
-    pub async fn query_opt<T>(
+    /// Like [`tokio_postgres::Client::query_opt`]: zero or one row; more is an error.
+    pub async fn query_opt<S>(
         &self,
-        statement: &T,
+        statement: &S,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>>
     where
-        T: ?Sized + ToStatement,
+        S: ?Sized + AsStatement,
     {
-        Ok(self.client().await?.query_opt(statement, params).await?)
+        self.session().await?.query_opt(statement, params).await
     }
 
-    /// Like [`tokio_postgres::Client::prepare`].
+    /// Like [`tokio_postgres::Client::prepare`], through the connection's statement cache.
     pub async fn prepare(&self, query: &str) -> Result<Statement> {
-        Ok(self.client().await?.prepare(query).await?)
+        self.session().await?.prepare(query).await
     }
 
     /// Like [`tokio_postgres::Client::batch_execute`]: several statements, no parameters.
     pub async fn batch_execute(&self, query: &str) -> Result<()> {
-        Ok(self.client().await?.batch_execute(query).await?)
+        self.session().await?.batch_execute(query).await
     }
 
     /// Like [`tokio_postgres::Client::simple_query`].
     pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>> {
-        Ok(self.client().await?.simple_query(query).await?)
+        self.session().await?.simple_query(query).await
     }
 }

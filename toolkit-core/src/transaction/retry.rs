@@ -34,17 +34,12 @@ impl TransactionBuilder {
     where
         F: AsyncFnMut(&mut Transaction) -> Result<T>,
     {
-        let mut attempt = 0;
+        let mut attempts = policy.attempts();
         loop {
-            attempt += 1;
-            let err = match self.clone().attempt(&mut body).await {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
-            };
-            if !err.is_retryable() || attempt >= policy.attempts {
-                return Err(err);
+            match self.clone().attempt(&mut body).await {
+                Err(err) if attempts.retry(err.is_retryable()).await => continue,
+                outcome => return outcome,
             }
-            tokio::time::sleep(policy.delay_after(attempt)).await;
         }
     }
 

@@ -3,7 +3,7 @@
 use std::ops::Deref;
 
 use super::Transaction;
-use crate::sql::Ident;
+use crate::sql::{control, Ident};
 use crate::Result;
 
 /// A savepoint inside a [`Transaction`] (or inside another savepoint).
@@ -21,9 +21,10 @@ pub struct Savepoint<'a> {
 impl<'a> Savepoint<'a> {
     pub(super) async fn create(tx: &'a mut Transaction, name: &str) -> Result<Savepoint<'a>> {
         let name = Ident::new(name)?;
-        tx.flush().await?;
-        let statement = format!("SAVEPOINT {}", name.quoted());
-        tx.raw_client()?.batch_execute(&statement).await?;
+        tx.session()
+            .await?
+            .batch_execute(&control::savepoint(&name))
+            .await?;
         Ok(Savepoint {
             tx,
             name,
@@ -38,24 +39,22 @@ impl<'a> Savepoint<'a> {
 
     /// `RELEASE SAVEPOINT`: keeps the work, which commits or rolls back with the transaction.
     pub async fn commit(mut self) -> Result<()> {
-        self.tx.flush().await?;
+        let session = self.tx.session().await?;
         self.done = true;
-        let statement = format!("RELEASE SAVEPOINT {}", self.name.quoted());
-        Ok(self.tx.raw_client()?.batch_execute(&statement).await?)
+        session
+            .batch_execute(&control::release_savepoint(&self.name))
+            .await
     }
 
     /// Undoes the work since the savepoint was created, and removes it.
     pub async fn rollback(mut self) -> Result<()> {
         self.done = true;
-        let quoted = self.name.quoted();
         // A deferred rollback to an inner savepoint is covered by this one.
+        self.tx.clear_deferred_rollback();
         self.tx
-            .pending_rollback_to
-            .lock()
-            .ok()
-            .map(|mut p| p.take());
-        let statement = format!("ROLLBACK TO SAVEPOINT {quoted}; RELEASE SAVEPOINT {quoted}");
-        Ok(self.tx.raw_client()?.batch_execute(&statement).await?)
+            .raw_session()?
+            .batch_execute(&control::rollback_to_savepoint(&self.name))
+            .await
     }
 
     /// The savepoint's name, unquoted.

@@ -11,9 +11,9 @@ pub struct User {
 }
 
 fn uses(user: &User) -> toolkit::Result<()> {
-    let meta: &toolkit::EntityMeta = <User as Entity>::META;
+    let meta: &toolkit::entity::EntityMeta = <User as Entity>::META;
     let _ = meta.table;
-    let _ = User::sql()?;
+    let _ = User::statement_slot();
     let id: &i64 = user.id();
     let _ = id;
     let patch = UserPatch {
@@ -31,7 +31,7 @@ pub enum Status {
     Active,
 }
 
-fn status() -> &'static toolkit::EntityMeta {
+fn status() -> &'static toolkit::entity::EntityMeta {
     let _ = StatusPatch::default();
     Status::META
 }

@@ -1,0 +1,196 @@
+//! Opening connections: one connect-with-deadline used by the pool and by `ping_postgres`, and
+//! the bb8 manager that tells bb8 which returned connections it must discard.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::lending::Progress;
+use crate::error::ConnectFailure;
+use crate::statement_cache::StatementCache;
+
+/// Opens one connection and spawns its driver task, within `limit` for the whole of it: TCP,
+/// startup and authentication. The driver's own `connect_timeout` covers only the TCP connect,
+/// so a server (or network) that accepts the socket and then goes silent would otherwise hold
+/// the caller for as long as the kernel keeps the socket.
+pub(crate) async fn connect(config: &Config, limit: Duration) -> Result<Client, ConnectFailure> {
+    let (client, connection) = tokio::time::timeout(limit, config.connect(NoTls))
+        .await
+        .map_err(|_| ConnectFailure::TimedOut(limit))??;
+    // The task ends by itself once the client is dropped or the socket closes.
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// What the toolkit knows about one pooled connection beyond the driver's closed flag. Shared
+/// (behind an `Arc`) with the in-doubt guards of transactions and bulk inserts.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    /// Set before anything that opens a transaction (or session state the toolkit must undo) is
+    /// sent, cleared only once the server confirmed its end.
+    pub(crate) in_doubt: AtomicBool,
+    /// Never cleared: the connection was given up (a client deadline expired, a cancel was sent
+    /// for its backend, or it was lost). Nothing more is sent on it and it is discarded.
+    pub(crate) abandoned: AtomicBool,
+    /// Returned where its discard could not start a replacement (outside a runtime, or while
+    /// the runtime shuts down): bb8 keeps it idle and the next checkout discards it.
+    pub(crate) parked: AtomicBool,
+}
+
+impl Marks {
+    /// Must not be handed out again.
+    pub(crate) fn unusable(&self) -> bool {
+        self.in_doubt.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
+    }
+}
+
+/// One pooled server connection and its per-connection state.
+pub(crate) struct PgConnection {
+    pub(crate) client: Client,
+    pub(crate) marks: Arc<Marks>,
+    pub(crate) statements: StatementCache,
+    pub(crate) limits: Limits,
+    /// When a single statement lent this connection last started or finished (pipelining).
+    pub(crate) progress: Progress,
+    /// Statements running on this connection right now: more than one only when pipelined.
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) born: Instant,
+    pub(crate) pool: Weak<Shared>,
+}
+
+impl PgConnection {
+    /// bb8 would discard it on return (before looking at `parked`).
+    pub(crate) fn doomed(&self) -> bool {
+        self.marks.unusable()
+            || self.client.is_closed()
+            || self.pool.upgrade().is_none_or(|shared| shared.is_closed())
+            || self.born.elapsed() >= MAX_LIFETIME
+    }
+}
+
+/// Connections older than this are replaced when they come back, so a pool follows DNS changes
+/// and server-side session growth instead of keeping its first connections forever.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// Client-side limits copied from the settings into every connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) query: Option<Duration>,
+    /// Bound on sending a cancel request for an abandoned statement.
+    pub(crate) cancel: Duration,
+}
+
+/// State shared by the pool's manager, every [`Pool`](super::Pool) handle and every connection.
+pub(crate) struct Shared {
+    /// The most recent connect failure, kept until a connect succeeds, so a pool timeout can
+    /// say why no connection could be opened (bb8 itself only reports "timed out").
+    last_connect_error: Mutex<Option<Arc<ConnectFailure>>>,
+    closed: AtomicBool,
+    pub(crate) target: String,
+    /// Connections currently lent to single statements, which other single statements may
+    /// join (pipelining) when every connection is busy; see `lending.rs`.
+    pub(crate) lent: Mutex<Vec<Weak<super::Connection>>>,
+    pub(crate) pipeline_depth: usize,
+    /// One permit per connection, handed to waiters in arrival order. bb8 wakes one waiter
+    /// per returned connection but lets the returning task take it back first, so under
+    /// contention most wake-ups find nothing; a fair gate in front of bb8 hands each freed
+    /// slot straight to the longest waiter, and bb8 then always has an idle connection.
+    pub(crate) gate: Arc<tokio::sync::Semaphore>,
+    /// Statements that joined a busy connection instead of waiting: a pool metric.
+    pub(crate) pipelined: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(target: String, pipeline_depth: usize, max_size: u32) -> Self {
+        Shared {
+            last_connect_error: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            target,
+            lent: Mutex::new(Vec::new()),
+            pipeline_depth: pipeline_depth.max(1),
+            pipelined: std::sync::atomic::AtomicU64::new(0),
+            gate: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(max_size).unwrap_or(usize::MAX),
+            )),
+        }
+    }
+
+    pub(crate) fn record(&self, outcome: Option<Arc<ConnectFailure>>) {
+        if let Ok(mut slot) = self.last_connect_error.lock() {
+            *slot = outcome;
+        }
+    }
+
+    pub(crate) fn last_error(&self) -> Option<Arc<ConnectFailure>> {
+        self.last_connect_error
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.gate.close();
+    }
+}
+
+pub(crate) struct Manager {
+    pub(crate) config: Config,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) statement_cache_size: usize,
+    pub(crate) limits: Limits,
+    pub(crate) connect_timeout: Duration,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = PgConnection;
+    // Shared so that the same error can go to bb8 and stay in `Shared` for the caller.
+    type Error = Arc<ConnectFailure>;
+
+    async fn connect(&self) -> Result<PgConnection, Self::Error> {
+        if self.shared.is_closed() {
+            // bb8 replenishes after a discard; a closed pool must not open anything.
+            return Err(Arc::new(ConnectFailure::Closed));
+        }
+        match connect(&self.config, self.connect_timeout).await {
+            Ok(client) => {
+                self.shared.record(None);
+                Ok(PgConnection {
+                    client,
+                    marks: Arc::default(),
+                    statements: StatementCache::new(self.statement_cache_size),
+                    limits: self.limits,
+                    progress: Progress::default(),
+                    in_flight: AtomicUsize::new(0),
+                    born: Instant::now(),
+                    pool: Arc::downgrade(&self.shared),
+                })
+            }
+            Err(err) => {
+                let err = Arc::new(err);
+                self.shared.record(Some(err.clone()));
+                Err(err)
+            }
+        }
+    }
+
+    async fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        conn.client
+            .simple_query("")
+            .await
+            .map(|_| ())
+            .map_err(|e| Arc::new(ConnectFailure::Driver(e)))
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        // A discard makes bb8 spawn a replacement; where that spawn would panic or be lost,
+        // the connection is kept idle instead and discarded by the next checkout.
+        !conn.marks.parked.load(Ordering::Acquire) && conn.doomed()
+    }
+}

@@ -1,0 +1,408 @@
+//! `Session`: the one path every statement of the toolkit takes to the server.
+//!
+//! Whoever sends a statement (a repository call, a transaction's query methods, a savepoint, a
+//! bulk insert, a COPY, `commit`) does it through a session over the connection it holds. The
+//! session applies the rules of running a statement, in one place:
+//!
+//! - the connection's statement cache (prepared once per connection, re-prepared once when the
+//!   server says a cached plan is stale, outside transactions);
+//! - the `query_timeout` deadline: when it expires the connection is abandoned for good (never
+//!   handed out again, whatever the caller does next) and, when no other statement shares it,
+//!   the server is asked to cancel the statement;
+//! - the lost-connection mark: a statement that failed because the connection is gone abandons
+//!   it, so it is not handed to the next caller in the window before the socket is seen closed;
+//! - the in-doubt mark ([`InDoubt`]) for work that opens a transaction or session state;
+//! - pipelining: a lent connection counts the statements running on it.
+
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, RowStream, SimpleQueryMessage, Statement};
+
+use super::lending::Lent;
+use super::manager::Marks;
+use super::Connection;
+use crate::{Error, Result, SqlState};
+
+/// The connection a session runs on.
+// Lives on the stack for one call; boxing the owned connection would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Lease<'a> {
+    /// Checked out for this session alone.
+    Owned(Connection),
+    /// Lent to one single statement; others may be pipelined beside it (`lending.rs`).
+    Lent(Lent),
+    /// Someone else's checkout: a `Connection` the user holds, or a transaction's.
+    Borrowed(&'a Connection),
+    /// A plain driver client: no cache, no deadline, no marks.
+    Client(&'a Client),
+}
+
+/// See the module documentation.
+pub(crate) struct Session<'a> {
+    lease: Lease<'a>,
+    /// Inside a transaction block the caller controls: a failed statement has aborted it, so
+    /// nothing is retried.
+    in_transaction: bool,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn owned(conn: Connection) -> Self {
+        Session {
+            lease: Lease::Owned(conn),
+            in_transaction: false,
+        }
+    }
+
+    pub(crate) fn lent(lent: Lent) -> Self {
+        Session {
+            lease: Lease::Lent(lent),
+            in_transaction: false,
+        }
+    }
+
+    pub(crate) fn borrowed(conn: &'a Connection) -> Self {
+        Session {
+            lease: Lease::Borrowed(conn),
+            in_transaction: false,
+        }
+    }
+
+    /// On a transaction's connection.
+    pub(crate) fn in_transaction(conn: &'a Connection) -> Self {
+        Session {
+            lease: Lease::Borrowed(conn),
+            in_transaction: true,
+        }
+    }
+
+    pub(crate) fn client_only(client: &'a Client) -> Self {
+        Session {
+            lease: Lease::Client(client),
+            in_transaction: false,
+        }
+    }
+
+    pub(crate) fn lease(&self) -> &Lease<'a> {
+        &self.lease
+    }
+
+    pub(crate) fn is_in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    pub(crate) fn connection(&self) -> Option<&Connection> {
+        match &self.lease {
+            Lease::Owned(conn) => Some(conn),
+            Lease::Lent(lent) => Some(lent.connection()),
+            Lease::Borrowed(conn) => Some(conn),
+            Lease::Client(_) => None,
+        }
+    }
+
+    /// The driver client, for what the session does not wrap (COPY streams).
+    pub(crate) fn client(&self) -> &Client {
+        match &self.lease {
+            Lease::Owned(conn) => conn,
+            Lease::Lent(lent) => lent.connection(),
+            Lease::Borrowed(conn) => conn,
+            Lease::Client(client) => client,
+        }
+    }
+
+    /// Marks the connection in doubt until [`InDoubt::settle`]; `None` for a plain client.
+    pub(crate) fn in_doubt(&self) -> Option<InDoubt> {
+        self.connection().map(InDoubt::set)
+    }
+
+    /// Prepares `sql` through the connection's statement cache.
+    pub(crate) async fn prepare(&self, sql: &str) -> Result<Statement> {
+        self.guard(async {
+            match self.connection() {
+                Some(conn) => conn.statements().prepare(&conn.pg().client, sql).await,
+                None => Ok(self.client().prepare(sql).await?),
+            }
+        })
+        .await
+    }
+
+    /// Runs `sql` and maps each row as it arrives, so decoding overlaps the server still sending
+    /// (and no `Vec<Row>` is held beside the result).
+    pub(crate) async fn query_map<T>(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+        mut map: impl FnMut(Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.guard(async {
+            let mut stream = pin!(self.start(sql, params).await?);
+            let mut out = Vec::new();
+            while let Some(row) = stream.try_next().await? {
+                out.push(map(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The rows of `sql`.
+    pub(crate) async fn query(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        self.query_map(sql, params, Ok).await
+    }
+
+    /// Zero or one row; more is the driver's error, as with `Client::query_opt`.
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        self.guard(async {
+            let statement = self.statement(sql).await?;
+            match self.client().query_opt(&statement, params).await {
+                Err(err) if self.may_reprepare(&err, sql) => {
+                    let statement = self.statement(sql).await?;
+                    Ok(self.client().query_opt(&statement, params).await?)
+                }
+                other => Ok(other?),
+            }
+        })
+        .await
+    }
+
+    /// Exactly one row; anything else is the driver's error, as with `Client::query_one`.
+    pub(crate) async fn query_one(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        self.guard(async {
+            let statement = self.statement(sql).await?;
+            match self.client().query_one(&statement, params).await {
+                Err(err) if self.may_reprepare(&err, sql) => {
+                    let statement = self.statement(sql).await?;
+                    Ok(self.client().query_one(&statement, params).await?)
+                }
+                other => Ok(other?),
+            }
+        })
+        .await
+    }
+
+    /// Runs `sql` and returns the number of rows it affected.
+    pub(crate) async fn execute(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        self.guard(async {
+            let mut stream = pin!(self.start(sql, params).await?);
+            while stream.try_next().await?.is_some() {}
+            Ok(stream.rows_affected().unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Several statements without parameters, in one simple-protocol message.
+    pub(crate) async fn batch_execute(&self, sql: &str) -> Result<()> {
+        self.guard(async { Ok(self.client().batch_execute(sql).await?) })
+            .await
+    }
+
+    /// Like `Client::simple_query`.
+    pub(crate) async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>> {
+        self.guard(async { Ok(self.client().simple_query(sql).await?) })
+            .await
+    }
+
+    /// Runs `operation` (statements sent through [`Session::client`]) under the same rules as
+    /// the session's own statements.
+    pub(crate) async fn run<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.guard(operation).await
+    }
+
+    /// The prepared statement for `sql`, from the cache when it is text.
+    async fn statement(&self, sql: &(impl AsStatement + ?Sized)) -> Result<Statement> {
+        match sql.source() {
+            Source::Text(text) => match self.connection() {
+                Some(conn) => conn.statements().prepare(&conn.pg().client, text).await,
+                None => Ok(self.client().prepare(text).await?),
+            },
+            Source::Prepared(statement) => Ok(statement.clone()),
+        }
+    }
+
+    /// Starts `sql`; a cached statement the server rejects as stale is prepared again and
+    /// started once more (see `may_reprepare`).
+    async fn start(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<RowStream> {
+        let statement = self.statement(sql).await?;
+        match self
+            .client()
+            .query_raw(&statement, params.iter().copied())
+            .await
+        {
+            Ok(stream) => Ok(stream),
+            Err(err) if self.may_reprepare(&err, sql) => {
+                let statement = self.statement(sql).await?;
+                Ok(self
+                    .client()
+                    .query_raw(&statement, params.iter().copied())
+                    .await?)
+            }
+            Err(err) => Err(Error::from(err)),
+        }
+    }
+
+    /// A cached statement the server no longer accepts (its table was altered) is prepared
+    /// again and run once more, unless we are inside a transaction, which the failure has
+    /// already aborted.
+    fn may_reprepare(
+        &self,
+        err: &tokio_postgres::Error,
+        sql: &(impl AsStatement + ?Sized),
+    ) -> bool {
+        let Source::Text(text) = sql.source() else {
+            return false;
+        };
+        if !is_stale_statement(err) || self.in_transaction {
+            return false;
+        }
+        if let Some(conn) = self.connection() {
+            conn.statements().evict(text);
+        }
+        true
+    }
+
+    /// The deadline and the marks around one operation on the connection.
+    async fn guard<T>(&self, operation: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let Some(conn) = self.connection() else {
+            return operation.await;
+        };
+        if conn.is_abandoned() {
+            return Err(abandoned_error());
+        }
+        let outcome = match conn.pg().limits.query {
+            None => operation.await,
+            Some(limit) => match tokio::time::timeout(limit, operation).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // A cancel would hit whichever pipelined statement the backend is running.
+                    let alone = match &self.lease {
+                        Lease::Lent(lent) => lent.alone(),
+                        _ => true,
+                    };
+                    conn.abandon(alone);
+                    Err(Error::Timeout {
+                        operation: "query",
+                        after: limit,
+                    })
+                }
+            },
+        };
+        if let Lease::Lent(lent) = &self.lease {
+            lent.touch();
+        }
+        // The server's FATAL message reaches the caller before the socket is seen closed; a
+        // connection returned in that window would otherwise fail a second caller.
+        if matches!(&outcome, Err(err) if err.is_connection_lost()) {
+            conn.abandon(false);
+        }
+        outcome
+    }
+}
+
+fn abandoned_error() -> Error {
+    Error::Connection {
+        message: "the connection was given up after a client-side timeout or a lost connection; \
+                  nothing more is sent on it (a transaction on it is rolled back by the server)"
+            .into(),
+        source: None,
+    }
+}
+
+/// "cached plan must not change result type" (0A000) or a statement the server lost (26000).
+fn is_stale_statement(err: &tokio_postgres::Error) -> bool {
+    match err.code() {
+        Some(code) if *code == SqlState::INVALID_SQL_STATEMENT_NAME => true,
+        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED => err
+            .as_db_error()
+            .is_some_and(|db| db.message().contains("cached plan")),
+        _ => false,
+    }
+}
+
+/// A connection marked in doubt: it is discarded instead of reused if it comes back before
+/// [`InDoubt::settle`] (a cancelled `BEGIN`/`COMMIT`, a bulk insert cut short). Shared by
+/// transactions, savepoints and bulk inserts.
+#[derive(Debug)]
+#[must_use = "dropping the guard leaves the connection in doubt; call `settle` once the server confirmed"]
+pub(crate) struct InDoubt(Arc<Marks>);
+
+impl InDoubt {
+    pub(crate) fn set(conn: &Connection) -> Self {
+        let marks = conn.marks().clone();
+        marks.in_doubt.store(true, Ordering::Release);
+        InDoubt(marks)
+    }
+
+    /// The server confirmed the end of what was in doubt. An abandoned connection stays
+    /// abandoned.
+    pub(crate) fn settle(self) {
+        self.0.in_doubt.store(false, Ordering::Release);
+    }
+}
+
+/// SQL text (prepared through the statement cache) or a statement prepared by the caller.
+///
+/// Implemented for `str`, `String` and [`tokio_postgres::Statement`]: what the query methods
+/// of [`Transaction`](crate::Transaction) take.
+pub trait AsStatement: Sync + sealed::Sealed {
+    #[doc(hidden)]
+    fn source(&self) -> Source<'_>;
+}
+
+/// What an [`AsStatement`] is; not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Source<'a> {
+    Text(&'a str),
+    Prepared(&'a Statement),
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for str {}
+    impl Sealed for String {}
+    impl Sealed for tokio_postgres::Statement {}
+}
+
+impl AsStatement for str {
+    fn source(&self) -> Source<'_> {
+        Source::Text(self)
+    }
+}
+
+impl AsStatement for String {
+    fn source(&self) -> Source<'_> {
+        Source::Text(self)
+    }
+}
+
+impl AsStatement for Statement {
+    fn source(&self) -> Source<'_> {
+        Source::Prepared(self)
+    }
+}
