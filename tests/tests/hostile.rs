@@ -781,3 +781,45 @@ async fn failed_bulk_insert_keeps_the_healthy_connection() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review of the fix: the query methods of a `Transaction` now use the connection's statement
+// cache. A cached statement the server rejects as stale (its table was altered) fails inside
+// the transaction (which that failure aborted), but must be evicted, so the next transaction
+// prepares it afresh instead of failing until the cache forgets it.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_cached_statement_fails_once_in_a_transaction_then_is_prepared_again() {
+    bounded(async {
+        let (_tdb, db) = db_with(
+            "CREATE TABLE altered (id int); INSERT INTO altered VALUES (1)",
+            |s| DatabaseSettings {
+                min_pool_size: 1,
+                max_pool_size: 1,
+                ..s
+            },
+        )
+        .await;
+        let select = "SELECT * FROM altered";
+        let tx = db.transaction().await.unwrap();
+        assert_eq!(tx.query(select, &[]).await.unwrap()[0].len(), 1);
+        tx.commit().await.unwrap();
+        db.connection()
+            .await
+            .unwrap()
+            .batch_execute("ALTER TABLE altered ADD COLUMN name text")
+            .await
+            .unwrap();
+
+        let tx = db.transaction().await.unwrap();
+        let err = tx.query(select, &[]).await.unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED), "{err}");
+        tx.rollback().await.unwrap();
+
+        let tx = db.transaction().await.unwrap();
+        let rows = tx.query(select, &[]).await.unwrap();
+        assert_eq!(rows[0].len(), 2, "prepared again with the new column");
+        tx.commit().await.unwrap();
+    })
+    .await;
+}

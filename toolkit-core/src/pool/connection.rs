@@ -55,8 +55,7 @@ impl Connection {
 
     /// Neither in doubt, abandoned, parked nor closed: safe to run another statement on.
     pub(crate) fn usable(&self) -> bool {
-        let pg = self.pg();
-        !pg.marks.unusable() && !pg.marks.parked.load(Ordering::Acquire) && !pg.client.is_closed()
+        !self.pg().unfit()
     }
 
     pub(crate) fn is_abandoned(&self) -> bool {
@@ -64,14 +63,16 @@ impl Connection {
     }
 
     /// Gives up on this connection for good: nothing more is sent on it and the pool discards
-    /// it. With `cancel`, the server is asked (on a separate connection, bounded by
-    /// `connection_timeout`) to cancel whatever it is running, so a stuck statement does not hold
-    /// locks until the server notices; that is only right when no other statement shares it.
-    pub(crate) fn abandon(&self, cancel: bool) {
+    /// it. Returns false if it already was.
+    pub(crate) fn abandon(&self) -> bool {
+        !self.pg().marks.abandoned.swap(true, Ordering::SeqCst)
+    }
+
+    /// Asks the server (on a separate connection, bounded by `connection_timeout`) to cancel
+    /// whatever this connection's backend is running, so a stuck statement does not hold locks
+    /// until the server notices. Only for an abandoned connection no other statement shares.
+    pub(crate) fn cancel_on_server(&self) {
         let pg = self.pg();
-        if pg.marks.abandoned.swap(true, Ordering::AcqRel) || !cancel {
-            return;
-        }
         let token = pg.client.cancel_token();
         let limit = pg.limits.cancel;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -136,7 +137,10 @@ struct Discard(Option<Pooled>);
 
 impl Discard {
     fn now(mut self) {
-        drop(self.0.take());
+        if let Some(conn) = self.0.take() {
+            conn.condemn();
+            drop(conn);
+        }
     }
 }
 

@@ -54,7 +54,7 @@ pub(crate) struct Lent(Arc<Connection>);
 
 impl Lent {
     fn new(conn: Arc<Connection>) -> Self {
-        conn.pg().in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.pg().in_flight.fetch_add(1, Ordering::SeqCst);
         Lent(conn)
     }
 
@@ -64,7 +64,7 @@ impl Lent {
 
     /// No other statement runs on this connection right now.
     pub(crate) fn alone(&self) -> bool {
-        self.0.pg().in_flight.load(Ordering::Acquire) <= 1
+        self.0.pg().in_flight.load(Ordering::SeqCst) <= 1
     }
 
     pub(crate) fn touch(&self) {
@@ -123,5 +123,9 @@ impl Pool {
             })
             .min_by_key(|(load, _)| *load)
             .map(|(_, conn)| Lent::new(conn))
+            // A statement that timed out marks the connection abandoned before it counts who
+            // else is on it (to decide on a server-side cancel): checking again after counting
+            // ourselves in means either it sees us and sends no cancel, or we see the mark.
+            .filter(|lent| lent.connection().usable())
     }
 }

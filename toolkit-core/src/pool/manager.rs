@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
 use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, Config, NoTls};
@@ -37,12 +38,18 @@ pub(crate) struct Marks {
     /// Returned where its discard could not start a replacement (outside a runtime, or while
     /// the runtime shuts down): bb8 keeps it idle and the next checkout discards it.
     pub(crate) parked: AtomicBool,
+    /// Decided once, where a discard can start a replacement: bb8 must drop it on return. bb8
+    /// reads nothing else, so a connection that turns doomed between our decision and bb8's
+    /// (closed by a dying runtime, a pool closed meanwhile) is kept and caught by the next
+    /// checkout instead of discarded where bb8's replacement spawn would panic or be lost.
+    pub(crate) discard: AtomicBool,
 }
 
 impl Marks {
     /// Must not be handed out again.
     pub(crate) fn unusable(&self) -> bool {
-        self.in_doubt.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
+        // SeqCst: pairs with the timed-out statement's store-then-count in `Session::guard`.
+        self.in_doubt.load(Ordering::Acquire) || self.abandoned.load(Ordering::SeqCst)
     }
 }
 
@@ -56,17 +63,30 @@ pub(crate) struct PgConnection {
     pub(crate) progress: Progress,
     /// Statements running on this connection right now: more than one only when pipelined.
     pub(crate) in_flight: AtomicUsize,
-    pub(crate) born: Instant,
-    pub(crate) pool: Weak<Shared>,
+    /// Past this it is replaced when it comes back (not at checkout: the caller would wait for
+    /// the connect; bb8 replenishes in the background instead).
+    pub(crate) expires: Instant,
+    pub(crate) pool: Arc<Shared>,
 }
 
 impl PgConnection {
-    /// bb8 would discard it on return (before looking at `parked`).
-    pub(crate) fn doomed(&self) -> bool {
+    /// Must not be handed out: checked at every checkout, without reading the clock.
+    pub(crate) fn unfit(&self) -> bool {
         self.marks.unusable()
+            || self.marks.parked.load(Ordering::Acquire)
             || self.client.is_closed()
-            || self.pool.upgrade().is_none_or(|shared| shared.is_closed())
-            || self.born.elapsed() >= MAX_LIFETIME
+            || self.pool.is_closed()
+    }
+
+    /// Must be discarded now that it comes back.
+    pub(crate) fn doomed(&self) -> bool {
+        self.unfit() || Instant::now() >= self.expires
+    }
+
+    /// Tells bb8 to drop it on return (see [`Marks::discard`]).
+    pub(crate) fn condemn(&self) {
+        self.marks.parked.store(false, Ordering::Release);
+        self.marks.discard.store(true, Ordering::Release);
     }
 }
 
@@ -168,8 +188,8 @@ impl bb8::ManageConnection for Manager {
                     limits: self.limits,
                     progress: Progress::default(),
                     in_flight: AtomicUsize::new(0),
-                    born: Instant::now(),
-                    pool: Arc::downgrade(&self.shared),
+                    expires: Instant::now() + MAX_LIFETIME,
+                    pool: self.shared.clone(),
                 })
             }
             Err(err) => {
@@ -189,8 +209,8 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        // A discard makes bb8 spawn a replacement; where that spawn would panic or be lost,
-        // the connection is kept idle instead and discarded by the next checkout.
-        !conn.marks.parked.load(Ordering::Acquire) && conn.doomed()
+        // A discard makes bb8 spawn a replacement, so it happens only where we decided it can
+        // (`Marks::discard`); anything else doomed is kept idle and discarded at checkout.
+        conn.marks.discard.load(Ordering::Acquire)
     }
 }

@@ -155,11 +155,11 @@ impl Pool {
             // A connection the server already closed would fail its first query, and a parked
             // one was given back where it could not be discarded: dropping them here, on a
             // working runtime, discards them and costs no round trip.
-            if !conn.client.is_closed() && !conn.doomed() {
+            if !conn.unfit() {
                 return Ok(Connection::new(conn, permit));
             }
             conn.marks.abandoned.store(true, Ordering::Release);
-            conn.marks.parked.store(false, Ordering::Release);
+            conn.condemn();
             drop(conn);
         }
     }
@@ -192,7 +192,7 @@ impl Pool {
         for _ in 0..self.inner.state().idle_connections {
             match tokio::time::timeout(Duration::from_millis(50), self.inner.get()).await {
                 Ok(Ok(conn)) => {
-                    conn.marks.parked.store(false, Ordering::Release);
+                    conn.condemn();
                     drop(conn);
                 }
                 _ => break,

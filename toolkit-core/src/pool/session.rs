@@ -266,9 +266,9 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// A cached statement the server no longer accepts (its table was altered) is prepared
-    /// again and run once more, unless we are inside a transaction, which the failure has
-    /// already aborted.
+    /// A cached statement the server no longer accepts (its table was altered) is evicted, and
+    /// prepared again and run once more unless we are inside a transaction, which the failure
+    /// has already aborted.
     fn may_reprepare(
         &self,
         err: &tokio_postgres::Error,
@@ -277,13 +277,14 @@ impl<'a> Session<'a> {
         let Source::Text(text) = sql.source() else {
             return false;
         };
-        if !is_stale_statement(err) || self.in_transaction {
+        if !is_stale_statement(err) {
             return false;
         }
+        // Evicted either way, so the next use prepares it afresh.
         if let Some(conn) = self.connection() {
             conn.statements().evict(text);
         }
-        true
+        !self.in_transaction
     }
 
     /// The deadline and the marks around one operation on the connection.
@@ -299,12 +300,16 @@ impl<'a> Session<'a> {
             Some(limit) => match tokio::time::timeout(limit, operation).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    // A cancel would hit whichever pipelined statement the backend is running.
+                    // Marked before counting who else is on it (see `join_lent`): a cancel
+                    // would hit whichever pipelined statement the backend is running.
+                    let first = conn.abandon();
                     let alone = match &self.lease {
                         Lease::Lent(lent) => lent.alone(),
                         _ => true,
                     };
-                    conn.abandon(alone);
+                    if first && alone {
+                        conn.cancel_on_server();
+                    }
                     Err(Error::Timeout {
                         operation: "query",
                         after: limit,
@@ -318,7 +323,7 @@ impl<'a> Session<'a> {
         // The server's FATAL message reaches the caller before the socket is seen closed; a
         // connection returned in that window would otherwise fail a second caller.
         if matches!(&outcome, Err(err) if err.is_connection_lost()) {
-            conn.abandon(false);
+            conn.abandon();
         }
         outcome
     }

@@ -121,8 +121,9 @@ async fn copy_insert<E: Entity>(
         )?);
         setup.push(';');
     }
-    session.batch_execute(&setup).await?;
     let outcome = async {
+        // Inside the block: a failed setup still gets its `ROLLBACK`/`DROP` below.
+        session.batch_execute(&setup).await?;
         let texts = temps
             .iter()
             .map(|temp| control::insert_select(table, &sql.insert_names, *temp, &sql.all_names))
