@@ -6,6 +6,7 @@ mod database;
 pub mod entity;
 mod error;
 mod pool;
+mod query;
 mod repository;
 mod retry;
 mod settings;
@@ -21,7 +22,8 @@ pub use entity::Entity;
 pub use entity::private as __private;
 pub use error::{BoxError, DisplayChain, Error, PoolErrorKind, Result};
 pub use pool::{AsStatement, Connection, Pool, PoolState};
-pub use repository::{Executor, ExecutorRef, Repository};
+pub use query::{Col, Cursor, Filter, IntoValue, OrderBy, Page};
+pub use repository::{Executor, ExecutorRef, Find, Repository};
 pub use retry::RetryPolicy;
 pub use settings::DatabaseSettings;
 pub use transaction::{

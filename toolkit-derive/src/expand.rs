@@ -48,6 +48,7 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
         quote!(#p::ColumnMeta { name: #name, field: #field, generated: #generated, json: #json })
     });
     let reads = read_fields(cont, &p);
+    let positions = (0..cont.stored().count()).map(Literal::usize_unsuffixed);
     let params = cont.stored().enumerate().map(|(i, f)| {
         let value = param_expr(&p, f, i, false);
         let i = Literal::usize_unsuffixed(i);
@@ -81,6 +82,10 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
                     }
 
                     fn from_row(row: &#p::Row) -> #p::Result<Self> {
+                        <Self as #p::Entity>::from_row_at(row, &[#(#positions),*])
+                    }
+
+                    fn from_row_at(row: &#p::Row, at: &[usize]) -> #p::Result<Self> {
                         let meta = <Self as #p::Entity>::META;
                         #p::StdResult::Ok(Self { #(#reads)* })
                     }
@@ -118,8 +123,11 @@ fn entity_impl(
     let ident = cont.ident;
     let patch_ident = patch_ident(cont);
     let patch = patch_struct(cont);
+    let columns = columns_struct(cont, p);
     quote! {
         #patch
+
+        #columns
 
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_qualifications, clippy::absolute_paths)]
@@ -132,6 +140,45 @@ fn entity_impl(
                 #items
             }
         };
+    }
+}
+
+/// `<Name>Columns`, one typed handle per stored column, and `Name::columns()`.
+fn columns_struct(cont: &Container<'_>, p: &TokenStream) -> TokenStream {
+    if cont.generic {
+        return TokenStream::new();
+    }
+    let (vis, ident) = (cont.vis, cont.ident);
+    let columns_ident = format_ident!("{}Columns", cont.ident, span = cont.ident.span());
+    let doc = format!(
+        "Typed handles of the stored columns of [`{ident}`], for `Repository::find`: `{ident}::columns()`."
+    );
+    let fields = cont.stored().map(|f| {
+        let (field, column) = (f.ident, &f.column.0);
+        let ty = f.option_inner().unwrap_or(f.ty);
+        let doc = format!("Column `{column}` (field `{}`).", f.name);
+        quote!(#[doc = #doc] pub #field: #p::Col<#ident, #ty>,)
+    });
+    let values = cont.stored().enumerate().map(|(i, f)| {
+        let (field, column) = (f.ident, &f.column.0);
+        let i = Literal::usize_unsuffixed(i);
+        quote!(#field: #p::Col::new(#i, #column),)
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
+        #vis struct #columns_ident {
+            #(#fields)*
+        }
+
+        #[automatically_derived]
+        impl #ident {
+            /// The typed handles of this entity's stored columns, for queries.
+            #[allow(dead_code)]
+            #vis fn columns() -> #columns_ident {
+                #columns_ident { #(#values)* }
+            }
+        }
     }
 }
 
@@ -159,9 +206,9 @@ fn read_fields<'a>(
         let i = Literal::usize_unsuffixed(index);
         index += 1;
         let read = match (f.attrs.json.is_some(), f.option_inner()) {
-            (true, Some(inner)) => quote!(#p::decode_json_opt::<#inner>(row, #i, meta)?),
-            (true, None) => quote!(#p::decode_json::<#ty>(row, #i, meta)?),
-            (false, _) => quote!(#p::decode::<#ty>(row, #i, meta)?),
+            (true, Some(inner)) => quote!(#p::decode_json_opt::<#inner>(row, at, #i, meta)?),
+            (true, None) => quote!(#p::decode_json::<#ty>(row, at, #i, meta)?),
+            (false, _) => quote!(#p::decode::<#ty>(row, at, #i, meta)?),
         };
         quote!(#field: #read,)
     })
@@ -256,6 +303,10 @@ fn stub(cont: &Container<'_>) -> TokenStream {
                     }
 
                     fn from_row(_: &#p::Row) -> #p::Result<Self> {
+                        #p::StdResult::Err(#p::no_such_column(0, <Self as #p::Entity>::META))
+                    }
+
+                    fn from_row_at(_: &#p::Row, _: &[usize]) -> #p::Result<Self> {
                         #p::StdResult::Err(#p::no_such_column(0, <Self as #p::Entity>::META))
                     }
 

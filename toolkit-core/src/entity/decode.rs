@@ -28,22 +28,32 @@ fn invalid(
     Error::invalid_data(meta.display_name(), field(meta, index), message, source)
 }
 
-/// Reads column `index` as `T`; a type mismatch or unexpected NULL names the field.
-pub fn decode<'r, T: FromSql<'r>>(row: &'r Row, index: usize, meta: &EntityMeta) -> Result<T> {
-    row.try_get(index).map_err(|e| {
-        let column = meta.columns.get(index).map_or("?", |c| c.name);
+/// Reads field `index` (stored column `index` of `meta`) as `T` from row column `at[index]`; a
+/// type mismatch or unexpected NULL names the field.
+pub fn decode<'r, T: FromSql<'r>>(
+    row: &'r Row,
+    at: &[usize],
+    index: usize,
+    meta: &EntityMeta,
+) -> Result<T> {
+    let column = at
+        .get(index)
+        .copied()
+        .ok_or_else(|| no_such_column(index, meta))?;
+    row.try_get(column).map_err(|e| {
+        let name = meta.columns.get(index).map_or("?", |c| c.name);
         let ty = row
             .columns()
-            .get(index)
+            .get(column)
             .map(|c| c.type_().to_string())
             .unwrap_or_default();
         let message = match e.source() {
             Some(cause) => format!(
-                "cannot read column {column:?} of type {ty} as {}: {cause}",
+                "cannot read column {name:?} of type {ty} as {}: {cause}",
                 std::any::type_name::<T>()
             ),
             None => format!(
-                "cannot read column {column:?} of type {ty} as {}",
+                "cannot read column {name:?} of type {ty} as {}",
                 std::any::type_name::<T>()
             ),
         };
@@ -74,18 +84,24 @@ impl<'a> FromSql<'a> for RawJson<'a> {
 }
 
 /// Reads a JSON column into `T`; a document that does not fit `T` names the field.
-pub fn decode_json<T: DeserializeOwned>(row: &Row, index: usize, meta: &EntityMeta) -> Result<T> {
-    let raw: RawJson<'_> = decode(row, index, meta)?;
+pub fn decode_json<T: DeserializeOwned>(
+    row: &Row,
+    at: &[usize],
+    index: usize,
+    meta: &EntityMeta,
+) -> Result<T> {
+    let raw: RawJson<'_> = decode(row, at, index, meta)?;
     parse_json(raw.0, index, meta)
 }
 
 /// Reads a nullable JSON column: SQL NULL is `None`.
 pub fn decode_json_opt<T: DeserializeOwned>(
     row: &Row,
+    at: &[usize],
     index: usize,
     meta: &EntityMeta,
 ) -> Result<Option<T>> {
-    let raw: Option<RawJson<'_>> = decode(row, index, meta)?;
+    let raw: Option<RawJson<'_>> = decode(row, at, index, meta)?;
     raw.map(|raw| parse_json(raw.0, index, meta)).transpose()
 }
 

@@ -111,9 +111,15 @@ pub trait Entity: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     fn statement_slot() -> &'static StatementSlot;
 
-    /// Builds a value from a row whose columns are `META.columns`, in that order.
+    /// Builds a value from a row whose columns are `META.columns`, in that order: for the
+    /// toolkit's own statements only (user SQL is mapped by name, `Repository::query_as`).
     #[doc(hidden)]
     fn from_row(row: &Row) -> Result<Self>;
+
+    /// Builds a value from a row where stored column `i` of `META.columns` is row column
+    /// `at[i]`.
+    #[doc(hidden)]
+    fn from_row_at(row: &Row, at: &[usize]) -> Result<Self>;
 
     /// The parameter for column `index` of `META.columns` (JSON columns serialise here, so a
     /// value that cannot be serialised is reported naming its field).

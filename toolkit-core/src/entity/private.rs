@@ -16,4 +16,5 @@ pub use super::decode::{
 pub use super::param::{JsonParam, Param};
 pub use super::{ColumnMeta, Entity, EntityMeta, StatementSlot};
 pub use crate::pool::Source;
+pub use crate::query::Col;
 pub use crate::{Error, Result};

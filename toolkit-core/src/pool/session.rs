@@ -209,6 +209,15 @@ impl<'a> Session<'a> {
         .await
     }
 
+    /// Starts `sql` and returns its rows as they arrive; the deadline covers the start only.
+    pub(crate) async fn stream(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<RowStream> {
+        self.guard(self.start(sql, params)).await
+    }
+
     /// Several statements without parameters, in one simple-protocol message.
     pub(crate) async fn batch_execute(&self, sql: &str) -> Result<()> {
         self.guard(async { Ok(self.client().batch_execute(sql).await?) })

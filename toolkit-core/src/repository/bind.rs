@@ -113,7 +113,7 @@ impl ToSql for Bound<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-fn base_type(ty: &Type) -> &Type {
+pub(crate) fn base_type(ty: &Type) -> &Type {
     match ty.kind() {
         Kind::Domain(inner) => base_type(inner),
         _ => ty,

@@ -4,6 +4,8 @@ mod bind;
 mod bulk;
 mod copy;
 mod executor;
+mod find;
+mod more;
 mod statements;
 
 use std::borrow::Borrow;
@@ -15,6 +17,7 @@ use bind::{refs, Bound};
 use statements::EntitySql;
 
 pub use executor::{Executor, ExecutorRef};
+pub use find::Find;
 
 /// Typed CRUD for entity `E` on an executor: a [`Database`](crate::Database) (a connection is
 /// checked out per call), a pooled [`Connection`](crate::Connection), a

@@ -34,13 +34,28 @@ pub(crate) struct EntitySql {
     pub(crate) insert_names: Vec<&'static str>,
     /// Names of every stored column, in field order.
     pub(crate) all_names: Vec<&'static str>,
-    /// `update` statements by the set of patched columns, rendered on first use.
-    patches: RwLock<HashMap<Box<[usize]>, Arc<str>>>,
+    /// Statements rendered per shape on first use (patches, queries), by shape key.
+    shapes: RwLock<HashMap<Box<[u32]>, Arc<str>>>,
 }
 
-/// More distinct patch shapes than this are rendered per call instead of cached: the cache
-/// must stay bounded even for an entity with many columns patched in every combination.
-const MAX_CACHED_PATCHES: usize = 256;
+/// More distinct shapes than this are rendered per call instead of cached: the cache must stay
+/// bounded even for an entity queried or patched in every combination of its columns.
+const MAX_CACHED_SHAPES: usize = 1024;
+
+/// First word of a shape key: which kind of statement it describes.
+#[derive(Debug, Clone, Copy)]
+#[repr(u32)]
+pub(crate) enum ShapeKind {
+    Patch = 1,
+    Select,
+    Count,
+    Exists,
+    Delete,
+    Update,
+    Page,
+    GetMany,
+    Upsert,
+}
 
 impl EntitySql {
     /// Renders every statement; fails only if the metadata holds a name that is not a valid
@@ -105,7 +120,7 @@ impl EntitySql {
             update_columns,
             insert_names,
             all_names: all,
-            patches: RwLock::new(HashMap::new()),
+            shapes: RwLock::new(HashMap::new()),
         })
     }
 
@@ -136,31 +151,49 @@ impl EntitySql {
     /// `UPDATE <table> SET <columns> WHERE <key> = $n RETURNING <all columns>` for the given
     /// column indices, rendered once per distinct set.
     pub(crate) fn patch(&self, meta: &'static EntityMeta, columns: &[usize]) -> Result<Arc<str>> {
+        let mut key = Vec::with_capacity(columns.len() + 1);
+        key.push(ShapeKind::Patch as u32);
+        key.extend(columns.iter().map(|&c| small(c)));
+        self.shaped(&key, || {
+            let names: Vec<&str> = columns.iter().map(|&i| meta.columns[i].name).collect();
+            let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
+            let key = meta.key_column()?.name;
+            Ok(Update::table(table_ref(meta))
+                .set(&names)
+                .filter(col(key).eq())
+                .returning(&all)
+                .build()?
+                .into_sql())
+        })
+    }
+
+    /// The statement of shape `key`, rendered by `render` the first time the shape is seen.
+    pub(crate) fn shaped(
+        &self,
+        key: &[u32],
+        render: impl FnOnce() -> Result<String>,
+    ) -> Result<Arc<str>> {
         if let Some(sql) = self
-            .patches
+            .shapes
             .read()
             .ok()
-            .and_then(|cache| cache.get(columns).cloned())
+            .and_then(|cache| cache.get(key).cloned())
         {
             return Ok(sql);
         }
-        let names: Vec<&str> = columns.iter().map(|&i| meta.columns[i].name).collect();
-        let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
-        let key = meta.key_column()?.name;
-        let sql: Arc<str> = Update::table(table_ref(meta))
-            .set(&names)
-            .filter(col(key).eq())
-            .returning(&all)
-            .build()?
-            .into_sql()
-            .into();
-        if let Ok(mut cache) = self.patches.write() {
-            if cache.len() < MAX_CACHED_PATCHES {
-                cache.insert(columns.into(), sql.clone());
+        let sql: Arc<str> = render()?.into();
+        if let Ok(mut cache) = self.shapes.write() {
+            if cache.len() < MAX_CACHED_SHAPES {
+                cache.insert(key.into(), sql.clone());
             }
         }
         Ok(sql)
     }
+}
+
+/// A count or index as a shape-key word.
+pub(crate) fn small(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The entity's table as the SQL builder takes it.

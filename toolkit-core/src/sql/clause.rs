@@ -15,6 +15,25 @@ pub enum Order {
     Desc,
 }
 
+/// Where NULLs sort in an `ORDER BY` item; without one, PostgreSQL puts them last ascending
+/// and first descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Nulls {
+    /// `NULLS FIRST`.
+    First,
+    /// `NULLS LAST`.
+    Last,
+}
+
+impl Nulls {
+    pub(crate) fn keyword(self) -> &'static str {
+        match self {
+            Nulls::First => " NULLS FIRST",
+            Nulls::Last => " NULLS LAST",
+        }
+    }
+}
+
 impl Order {
     pub(crate) fn keyword(self) -> &'static str {
         match self {

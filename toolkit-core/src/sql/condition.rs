@@ -60,6 +60,21 @@ impl<'a> Column<'a> {
         self.cmp(" >= ")
     }
 
+    /// `"col" LIKE $n`: the value is a pattern (`%` any run, `_` one character).
+    pub fn like(self) -> Condition<'a> {
+        self.cmp(" LIKE ")
+    }
+
+    /// `"col" ILIKE $n`: `LIKE`, ignoring case.
+    pub fn ilike(self) -> Condition<'a> {
+        self.cmp(" ILIKE ")
+    }
+
+    /// `"col" IS NOT DISTINCT FROM $n`: equal, with NULL equal to NULL.
+    pub fn not_distinct(self) -> Condition<'a> {
+        self.cmp(" IS NOT DISTINCT FROM ")
+    }
+
     /// `"col" = ANY($n)`: SQL's `IN` with the whole list bound as one array parameter (e.g. a
     /// `&[i64]`), so the statement text does not depend on the list's length.
     #[doc(alias = "in")]

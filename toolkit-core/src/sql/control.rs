@@ -122,6 +122,17 @@ pub(crate) fn insert_select(
     ))
 }
 
+/// `SELECT <columns> FROM <table> WHERE <key> = ANY($1) ORDER BY array_position($1, <key>)`:
+/// the rows of the keys in `$1`, in the order of the array.
+pub(crate) fn select_by_keys(table: TableRef<'_>, columns: &[&str], key: &str) -> Result<String> {
+    let key = column_list(&[key])?;
+    Ok(format!(
+        "SELECT {} FROM {} WHERE {key} = ANY($1) ORDER BY array_position($1, {key})",
+        column_list(columns)?,
+        table_name(table)?
+    ))
+}
+
 /// `DROP TABLE IF EXISTS <a>, <b>`.
 pub(crate) fn drop_tables(tables: &[TableRef<'_>]) -> Result<String> {
     let mut sql = String::from("DROP TABLE IF EXISTS ");

@@ -64,7 +64,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use clause::Order;
+pub use clause::{Nulls, Order};
 pub use condition::{col, Column, Condition};
 pub use delete::Delete;
 pub use helpers::{build_delete_query, build_insert_query, build_select_query, build_update_query};

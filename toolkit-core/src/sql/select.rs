@@ -1,6 +1,6 @@
 //! `SELECT`, with its `COUNT(*)` and `EXISTS` forms.
 
-use super::clause::{Bound, Order};
+use super::clause::{Bound, Nulls, Order};
 use super::condition::{and_into, render_where, Condition};
 use super::ident::{check, TableRef};
 use super::raw::RawSql;
@@ -40,7 +40,7 @@ pub struct Select<'a> {
     table: TableRef<'a>,
     items: Vec<Item<'a>>,
     filter: Option<Condition<'a>>,
-    order: Vec<(&'a str, Order)>,
+    order: Vec<(&'a str, Order, Option<Nulls>)>,
     limit: Bound,
     offset: Bound,
 }
@@ -99,7 +99,13 @@ impl<'a> Select<'a> {
 
     /// Appends an `ORDER BY` item.
     pub fn order_by(mut self, column: &'a str, order: Order) -> Self {
-        self.order.push((column, order));
+        self.order.push((column, order, None));
+        self
+    }
+
+    /// Appends an `ORDER BY` item with `NULLS FIRST` or `NULLS LAST`.
+    pub fn order_by_nulls(mut self, column: &'a str, order: Order, nulls: Nulls) -> Self {
+        self.order.push((column, order, Some(nulls)));
         self
     }
 
@@ -185,7 +191,7 @@ impl<'a> Select<'a> {
                 Item::Raw(r) => r.as_str().len() + 2,
             })
             .sum();
-        let order: usize = self.order.iter().map(|(c, _)| c.len() + 8).sum();
+        let order: usize = self.order.iter().map(|(c, _, _)| c.len() + 20).sum();
         let filter = self.filter.as_ref().map_or(0, |f| f.estimate() + 7);
         let capacity = 48 + extra + self.table.quoted_len() + items + filter + order;
         Writer::new(self.table, capacity)
@@ -213,14 +219,17 @@ impl<'a> Select<'a> {
         w.table()?;
         render_where(w, self.filter.as_ref())?;
         if matches!(projection, Projection::Items) {
-            for (i, (column, order)) in self.order.iter().enumerate() {
+            for (i, (column, order, nulls)) in self.order.iter().enumerate() {
                 w.push(if i == 0 { " ORDER BY " } else { ", " });
                 w.ident(column)?;
                 w.push(order.keyword());
+                if let Some(nulls) = nulls {
+                    w.push(nulls.keyword());
+                }
             }
         } else {
             // Not rendered, but a bad name must fail the same way in every form.
-            for (column, _) in &self.order {
+            for (column, _, _) in &self.order {
                 check(column)?;
             }
         }
