@@ -67,6 +67,15 @@ pub enum Error {
         /// The key that was looked up, as `Debug` text.
         key: String,
     },
+    /// An `update` or `save` of a `#[entity(version)]` entity carried a version the stored row
+    /// no longer has: someone else changed it first. Nothing was changed.
+    #[error("conflict in table {table} on key {key}: the row was changed since it was read")]
+    Conflict {
+        /// The table name, unquoted: `schema.table` when it has a schema.
+        table: String,
+        /// The key of the row, as `Debug` text.
+        key: String,
+    },
     /// Data cannot be written or read as the entity describes it.
     #[error("invalid data for {table}.{field}: {message}")]
     InvalidData {
@@ -179,6 +188,11 @@ impl Error {
             self.code(),
             Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
         )
+    }
+
+    /// True for [`Error::Conflict`]: an optimistic-locking version check failed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
     }
 
     /// True for [`Error::RecordNotFound`].

@@ -10,7 +10,8 @@ use syn::{Attribute, LitStr, Token};
 use crate::ctxt::Ctxt;
 
 const CONTAINER_KEYS: &str = "`table`, `schema`, `crate`";
-const FIELD_KEYS: &str = "`primary_key`, `generated`, `column`, `json`, `skip`";
+const FIELD_KEYS: &str =
+    "`primary_key`, `generated`, `column`, `json`, `skip`, `version`, `soft_delete`";
 
 /// `#[entity(...)]` on the struct.
 #[derive(Default)]
@@ -29,6 +30,10 @@ pub struct Field {
     pub json: Option<Span>,
     pub skip: Option<Span>,
     pub column: Option<LitStr>,
+    /// Optimistic locking: checked and bumped by `update` and `save`.
+    pub version: Option<Span>,
+    /// Soft delete: `delete` sets it to `now()`, reads skip rows where it is set.
+    pub soft_delete: Option<Span>,
 }
 
 impl Container {
@@ -95,6 +100,14 @@ impl Field {
                     let lit = string_value(cx, &meta, "column")?;
                     out.conflicts_with_skip(cx, &meta, "column", "a skipped field has no column");
                     set_once(cx, &meta, &mut out.column, lit);
+                } else if meta.path.is_ident("version") {
+                    let span = flag("version")?;
+                    out.conflicts_with_skip(cx, &meta, "version", "a skipped field is not stored");
+                    set_once(cx, &meta, &mut out.version, span);
+                } else if meta.path.is_ident("soft_delete") {
+                    let span = flag("soft_delete")?;
+                    out.conflicts_with_skip(cx, &meta, "soft_delete", "a skipped field is not stored");
+                    set_once(cx, &meta, &mut out.soft_delete, span);
                 } else if meta.path.is_ident("skip") {
                     let span = flag("skip")?;
                     if let Some(other) = out.stored_only_key() {
@@ -121,6 +134,8 @@ impl Field {
             ("generated", self.generated.is_some()),
             ("json", self.json.is_some()),
             ("column", self.column.is_some()),
+            ("version", self.version.is_some()),
+            ("soft_delete", self.soft_delete.is_some()),
         ];
         keys.into_iter().find_map(|(key, set)| set.then_some(key))
     }

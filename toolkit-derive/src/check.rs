@@ -34,6 +34,7 @@ pub fn check(cx: &Ctxt, cont: &Container<'_>) {
     if cont.fields.is_some() {
         check_key(cx, cont);
         check_columns(cx, cont);
+        check_special(cx, cont);
     }
 }
 
@@ -102,6 +103,60 @@ fn check_columns(cx: &Ctxt, cont: &Container<'_>) {
             }
             Entry::Vacant(slot) => {
                 slot.insert(&field.name);
+            }
+        }
+    }
+}
+
+/// `version` and `soft_delete`: at most one of each, on a plain stored column that is not the
+/// key; a `soft_delete` field must be an `Option` (NULL while the row is live).
+fn check_special(cx: &Ctxt, cont: &Container<'_>) {
+    for (key, spans) in [
+        (
+            "version",
+            cont.fields()
+                .iter()
+                .filter_map(|f| f.attrs.version.map(|s| (f, s)))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "soft_delete",
+            cont.fields()
+                .iter()
+                .filter_map(|f| f.attrs.soft_delete.map(|s| (f, s)))
+                .collect(),
+        ),
+    ] {
+        for (_, span) in spans.iter().skip(1) {
+            cx.syn_error(syn::Error::new(
+                *span,
+                format!("a second `{key}` field: an entity has at most one"),
+            ));
+        }
+        for (field, span) in &spans {
+            let is_key = cont.key().is_some_and(|k| k.ident == field.ident);
+            let clash = [
+                ("primary_key", is_key),
+                ("json", field.attrs.json.is_some()),
+                ("generated", field.attrs.generated.is_some()),
+                (
+                    "version",
+                    key == "soft_delete" && field.attrs.version.is_some(),
+                ),
+            ]
+            .into_iter()
+            .find_map(|(other, set)| set.then_some(other));
+            if let Some(other) = clash {
+                cx.syn_error(syn::Error::new(
+                    *span,
+                    format!("`{key}` cannot be combined with `{other}`: the toolkit writes this column itself"),
+                ));
+            }
+            if key == "soft_delete" && field.option_inner().is_none() {
+                cx.syn_error(syn::Error::new(
+                    *span,
+                    "a `soft_delete` field must be an `Option` (e.g. `Option<DateTime<Utc>>`): NULL while the row is live",
+                ));
             }
         }
     }

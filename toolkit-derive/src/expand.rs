@@ -42,6 +42,15 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
         None => quote!(#p::Option::None),
     };
     let table = &cont.table.0;
+    let special = |pick: fn(&Field<'_>) -> bool| match cont.stored().position(pick) {
+        Some(i) => {
+            let i = Literal::usize_unsuffixed(i);
+            quote!(#p::Option::Some(#i))
+        }
+        None => quote!(#p::Option::None),
+    };
+    let version = special(|f| f.attrs.version.is_some());
+    let soft_delete = special(|f| f.attrs.soft_delete.is_some());
     let columns = cont.stored().map(|f| {
         let (name, field) = (&f.column.0, &f.name);
         let (generated, json) = (f.attrs.generated.is_some(), f.attrs.json.is_some());
@@ -70,6 +79,8 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
                         table: #table,
                         columns: &[#(#columns),*],
                         key: #key_index,
+                        version: #version,
+                        soft_delete: #soft_delete,
                     };
 
                     fn statement_slot() -> &'static #p::StatementSlot {
@@ -291,6 +302,8 @@ fn stub(cont: &Container<'_>) -> TokenStream {
                         table: "",
                         columns: &[],
                         key: 0,
+                        version: #p::Option::None,
+                        soft_delete: #p::Option::None,
                     };
 
                     fn statement_slot() -> &'static #p::StatementSlot {

@@ -134,10 +134,10 @@ fn meta_has_table_schema_and_stored_columns_in_order() {
 #[test]
 fn rows_are_read_by_position_and_skip_uses_default() {
     let body = flat(entity_impl(&expand(user())));
-    assert!(body.contains("name:::toolkit::__private::decode::<String>(row,1,meta)?"));
-    assert!(body.contains("profile:::toolkit::__private::decode_json::<Profile>(row,4,meta)?"));
+    assert!(body.contains("name:::toolkit::__private::decode::<String>(row,at,1,meta)?"));
+    assert!(body.contains("profile:::toolkit::__private::decode_json::<Profile>(row,at,4,meta)?"));
     assert!(body.contains(
-        "created_at:::toolkit::__private::decode::<chrono::DateTime<chrono::Utc>>(row,6,meta)?"
+        "created_at:::toolkit::__private::decode::<chrono::DateTime<chrono::Utc>>(row,at,6,meta)?"
     ));
     assert!(body.contains("cache:<Vec<u8>as::toolkit::__private::Default>::default()"));
     assert!(body.contains(
@@ -221,10 +221,10 @@ fn nullable_json_reads_null_as_none_and_binds_sql_null() {
         struct Doc { id: i64, #[entity(json)] body: Option<serde_json::Value>, #[entity(skip)] seen: bool, #[entity(json)] meta: std::option::Option<Meta> }
     });
     let body = flat(entity_impl(&file));
-    assert!(body.contains("decode_json_opt::<serde_json::Value>(row,1,meta)?"));
+    assert!(body.contains("decode_json_opt::<serde_json::Value>(row,at,1,meta)?"));
     assert!(body.contains("json_param_opt::<serde_json::Value>("));
     assert!(
-        body.contains("decode_json_opt::<Meta>(row,2,meta)?"),
+        body.contains("decode_json_opt::<Meta>(row,at,2,meta)?"),
         "indices skip the skipped field"
     );
     assert!(body.contains("json_param_opt::<Meta>("));
@@ -259,7 +259,7 @@ fn attribute_errors_are_all_reported() {
         "unknown entity attribute `tabel`, expected one of `table`, `schema`, `crate`",
         "duplicate entity attribute `table`",
         "`primary_key` takes no value; write `#[entity(primary_key)]`",
-        "unknown entity attribute `nullable`, expected one of `primary_key`, `generated`, `column`, `json`, `skip`",
+        "unknown entity attribute `nullable`, expected one of `primary_key`, `generated`, `column`, `json`, `skip`, `version`, `soft_delete`",
         "`column` expects a string literal, like `column = \"...\"`",
         "`skip` cannot be combined with `json`: a skipped field is not stored",
         "invalid table name: must not be empty",

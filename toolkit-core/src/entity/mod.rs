@@ -46,6 +46,10 @@ pub struct EntityMeta {
     pub columns: &'static [ColumnMeta],
     /// Index of the primary-key column in `columns`.
     pub key: usize,
+    /// Index of the `#[entity(version)]` column (optimistic locking), if any.
+    pub version: Option<usize>,
+    /// Index of the `#[entity(soft_delete)]` column, if any.
+    pub soft_delete: Option<usize>,
 }
 
 impl EntityMeta {

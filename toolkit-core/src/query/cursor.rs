@@ -38,7 +38,10 @@ pub(crate) struct RawValue {
 }
 
 impl<'a> FromSql<'a> for RawValue {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
         Ok(RawValue {
             oid: ty.oid(),
             bytes: Some(raw.to_vec()),
@@ -119,13 +122,23 @@ impl FromStr for Cursor {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Cursor> {
-        let invalid = || Error::invalid_data("", "cursor", "not a cursor made by a page of this query", None);
+        let invalid = || {
+            Error::invalid_data(
+                "",
+                "cursor",
+                "not a cursor made by a page of this query",
+                None,
+            )
+        };
         if text.len() % 2 != 0 || text.len() > 2 * MAX_CURSOR_BYTES {
             return Err(invalid());
         }
         let bytes = (0..text.len())
             .step_by(2)
-            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(invalid)?;
         let mut reader = Reader(&bytes);
@@ -164,7 +177,12 @@ struct Reader<'a>(&'a [u8]);
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
         if self.0.len() < n {
-            return Err(Error::invalid_data("", "cursor", "the cursor is truncated", None));
+            return Err(Error::invalid_data(
+                "",
+                "cursor",
+                "the cursor is truncated",
+                None,
+            ));
         }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
@@ -184,7 +202,12 @@ impl Reader<'_> {
     fn len(&mut self) -> Result<usize> {
         let len = usize::try_from(self.u32()?).unwrap_or(usize::MAX);
         if len > MAX_CURSOR_BYTES {
-            return Err(Error::invalid_data("", "cursor", "the cursor is malformed", None));
+            return Err(Error::invalid_data(
+                "",
+                "cursor",
+                "the cursor is malformed",
+                None,
+            ));
         }
         Ok(len)
     }
@@ -199,16 +222,32 @@ mod tests {
         let cursor = Cursor {
             columns: vec![3, 0],
             values: vec![
-                RawValue { oid: 25, bytes: Some(b"it's \"x\"".to_vec()) },
-                RawValue { oid: 20, bytes: None },
+                RawValue {
+                    oid: 25,
+                    bytes: Some(b"it's \"x\"".to_vec()),
+                },
+                RawValue {
+                    oid: 20,
+                    bytes: None,
+                },
             ],
         };
         let text = cursor.to_string();
         assert!(text.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(text.parse::<Cursor>().unwrap(), cursor);
-        for bad in ["", "zz", "0", &text[..text.len() - 2], &format!("{text}00"), "02"] {
+        for bad in [
+            "",
+            "zz",
+            "0",
+            &text[..text.len() - 2],
+            &format!("{text}00"),
+            "02",
+        ] {
             let err = bad.parse::<Cursor>().unwrap_err();
-            assert!(matches!(err, Error::InvalidData { ref field, .. } if field == "cursor"), "{bad}: {err}");
+            assert!(
+                matches!(err, Error::InvalidData { ref field, .. } if field == "cursor"),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -32,7 +32,10 @@ pub(crate) enum Op {
 #[derive(Debug, Clone)]
 enum Node {
     /// Column `index` tested by `op` (with one value, except the NULL tests).
-    Test { index: usize, op: Op },
+    Test {
+        index: usize,
+        op: Op,
+    },
     All(Vec<Node>),
     Any(Vec<Node>),
     Not(Box<Node>),
@@ -119,7 +122,11 @@ impl<E> Filter<E> {
         self.values.extend(other.values);
         self.columns.extend(other.columns);
         Filter {
-            node: if all { Node::All(items) } else { Node::Any(items) },
+            node: if all {
+                Node::All(items)
+            } else {
+                Node::Any(items)
+            },
             values: self.values,
             columns: self.columns,
             entity: PhantomData,

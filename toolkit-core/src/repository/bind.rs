@@ -1,6 +1,6 @@
 //! Binding an entity's fields as statement parameters: domains are encoded as their base type,
-//! JSON too deep to read back is refused, and a value that does not fit its column names the
-//! field ([`Error::InvalidData`](crate::Error)) on every route, statements and COPY alike.
+//! JSON too deep to read back and text with a NUL byte are refused before anything is sent,
+//! and a value that does not fit its column names the field ([`Error::InvalidData`](crate::Error)) on every route, statements and COPY alike.
 
 use std::error::Error as StdError;
 
@@ -67,6 +67,11 @@ impl<'v> Bound<'v> {
             .param
             .to_sql_checked(base, out)
             .map_err(|source| self.mismatch(ty, source))?;
+        if is_text(base) && out[start..].contains(&0) {
+            // The server refuses it (22021) after the statement was sent; said here, it names
+            // the field and nothing is sent.
+            return Err(self.mismatch(ty, "text cannot contain a NUL byte".into()));
+        }
         if (*base == Type::JSON || *base == Type::JSONB)
             && json_depth(&out[start..]) > MAX_JSON_DEPTH
         {
@@ -111,6 +116,12 @@ impl ToSql for Bound<'_> {
     }
 
     tokio_postgres::types::to_sql_checked!();
+}
+
+/// Scalar text types, whose binary format is the bytes of the text (in arrays, length words
+/// hold zero bytes; the server still refuses a NUL there).
+fn is_text(ty: &Type) -> bool {
+    [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty)
 }
 
 pub(crate) fn base_type(ty: &Type) -> &Type {

@@ -8,11 +8,11 @@ use tokio_postgres::types::ToSql;
 
 use super::bind::{base_type, refs, Bound};
 use super::executor::ExecutorRef;
-use super::statements::{small, table_ref, EntitySql, ShapeKind};
+use super::statements::{live, small, table_ref, with, EntitySql, ShapeKind};
 use crate::entity::private::Param;
 use crate::entity::Entity;
 use crate::query::{Cursor, Filter, OrderBy, Page, RawValue};
-use crate::sql::{col, Condition, Delete, Order, Select, Update};
+use crate::sql::{col, Condition, Delete, Order, RawSql, Select, Update};
 use crate::{Error, Result};
 
 /// A query on the rows of `E` that match a filter; made by
@@ -24,6 +24,7 @@ pub struct Find<'e, E> {
     order: Vec<OrderBy<E>>,
     limit: Option<u64>,
     offset: Option<u64>,
+    with_deleted: bool,
 }
 
 impl<E> std::fmt::Debug for Find<'_, E> {
@@ -60,7 +61,35 @@ impl<'e, E: Entity> Find<'e, E> {
             order: Vec::new(),
             limit: None,
             offset: None,
+            with_deleted: false,
         }
+    }
+
+    /// Includes soft-deleted rows (`#[entity(soft_delete)]`), which every query skips
+    /// otherwise. `delete` stays a soft delete of the rows not yet deleted.
+    pub fn with_deleted(mut self) -> Self {
+        self.with_deleted = true;
+        self
+    }
+
+    /// The `WHERE` of the query: the filter, and the soft-delete condition unless
+    /// `with_deleted`. `None` for every row.
+    fn condition(&self, live_only: bool) -> Result<Option<Condition<'static>>> {
+        let filter = match self.filter.is_everything() {
+            true => None,
+            false => Some(self.filter.condition(E::META)?),
+        };
+        let live = live(E::META).filter(|_| live_only);
+        Ok(match (filter, live) {
+            (Some(filter), live) => Some(with(filter, live)),
+            (None, live) => live,
+        })
+    }
+
+    /// The shape of the filter and of the soft-delete choice.
+    fn filter_shape(&self, key: &mut Vec<u32>) {
+        self.filter.shape(key);
+        key.push(u32::from(self.with_deleted));
     }
 
     /// Sorts by a column (`c.created_at.desc()`); repeat for further columns.
@@ -142,16 +171,33 @@ impl<'e, E: Entity> Find<'e, E> {
     pub async fn delete(self) -> Result<u64> {
         self.no_window("delete")?;
         let sql = EntitySql::of::<E>()?;
+        let meta = E::META;
         let mut key = vec![ShapeKind::Delete as u32];
-        self.filter.shape(&mut key);
+        self.filter_shape(&mut key);
         let text = sql.shaped(&key, || {
-            let filter = self.filter.condition(E::META)?;
-            let delete = Delete::from(table_ref(E::META));
-            let delete = match self.filter.is_everything() {
-                true => delete.all_rows(),
-                false => delete.filter(filter),
+            let soft = meta.soft_delete.and_then(|i| meta.columns.get(i));
+            // A soft delete stamps the rows not yet deleted, whatever `with_deleted` says.
+            let condition = self.condition(soft.is_some())?;
+            let statement = match soft {
+                Some(column) => {
+                    let update =
+                        Update::table(table_ref(meta)).set_raw(column.name, RawSql::new("now()"));
+                    match condition {
+                        Some(condition) => update.filter(condition),
+                        None => update.all_rows(),
+                    }
+                    .build()?
+                }
+                None => {
+                    let delete = Delete::from(table_ref(meta));
+                    match condition {
+                        Some(condition) => delete.filter(condition),
+                        None => delete.all_rows(),
+                    }
+                    .build()?
+                }
             };
-            Ok(delete.build()?.into_sql())
+            Ok(statement.into_sql())
         })?;
         let params = self.filter_params();
         let session = self.executor.acquire().await?;
@@ -183,13 +229,13 @@ impl<'e, E: Entity> Find<'e, E> {
         }
         let mut key = vec![ShapeKind::Update as u32, small(columns.len())];
         key.extend(columns.iter().map(|&c| small(c)));
-        self.filter.shape(&mut key);
+        self.filter_shape(&mut key);
         let text = sql.shaped(&key, || {
             let names: Vec<&str> = columns.iter().map(|&i| meta.columns[i].name).collect();
             let update = Update::table(table_ref(meta)).set(&names);
-            let update = match self.filter.is_everything() {
-                true => update.all_rows(),
-                false => update.filter(self.filter.condition(meta)?),
+            let update = match self.condition(!self.with_deleted)? {
+                Some(condition) => update.filter(condition),
+                None => update.all_rows(),
             };
             Ok(update.build()?.into_sql())
         })?;
@@ -238,7 +284,7 @@ impl<'e, E: Entity> Find<'e, E> {
         }
         let sql = EntitySql::of::<E>()?;
         let mut key = vec![ShapeKind::Page as u32];
-        self.filter.shape(&mut key);
+        self.filter_shape(&mut key);
         for o in &order {
             key.extend([small(o.index), o.order as u32, o.nulls as u32]);
         }
@@ -252,10 +298,7 @@ impl<'e, E: Entity> Find<'e, E> {
         }
         let text = sql.shaped(&key, || {
             let mut select = Select::from(table_ref(meta)).columns(&sql.all_names);
-            let mut filter = match self.filter.is_everything() {
-                true => None,
-                false => Some(self.filter.condition(meta)?),
-            };
+            let mut filter = self.condition(!self.with_deleted)?;
             if let Some(cursor) = cursor {
                 let after = after_cursor(meta, &order, cursor)?;
                 filter = Some(match filter {
@@ -321,7 +364,7 @@ impl<'e, E: Entity> Find<'e, E> {
         let sql = EntitySql::of::<E>()?;
         let meta = E::META;
         let mut key = vec![kind as u32];
-        self.filter.shape(&mut key);
+        self.filter_shape(&mut key);
         key.push(small(self.order.len()));
         for o in &self.order {
             key.extend([small(o.index), o.order as u32, o.nulls as u32]);
@@ -329,8 +372,8 @@ impl<'e, E: Entity> Find<'e, E> {
         key.extend([u32::from(limit.is_some()), u32::from(self.offset.is_some())]);
         let text = sql.shaped(&key, || {
             let mut select = Select::from(table_ref(meta)).columns(&sql.all_names);
-            if !self.filter.is_everything() {
-                select = select.filter(self.filter.condition(meta)?);
+            if let Some(condition) = self.condition(!self.with_deleted)? {
+                select = select.filter(condition);
             }
             for o in &self.order {
                 let name = column_name(meta, o.index)?;
@@ -380,7 +423,14 @@ impl<'e, E: Entity> Find<'e, E> {
             return Err(Error::invalid_data(
                 E::META.display_name(),
                 what,
-                format!("`{what}` takes no {}", if what == "page" { "limit or offset" } else { "order_by, limit or offset" }),
+                format!(
+                    "`{what}` takes no {}",
+                    if what == "page" {
+                        "limit or offset"
+                    } else {
+                        "order_by, limit or offset"
+                    }
+                ),
                 None,
             ));
         }
@@ -463,7 +513,9 @@ fn check_cursor_types(
     for (k, &(value, _)) in slots.iter().enumerate() {
         let ty = base_type(&types[filtered + k]);
         if ty.oid() != cursor.values[value].oid {
-            return Err(cursor_error("the cursor's values do not fit this query's columns"));
+            return Err(cursor_error(
+                "the cursor's values do not fit this query's columns",
+            ));
         }
     }
     Ok(())

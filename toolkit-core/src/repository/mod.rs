@@ -126,6 +126,10 @@ impl<'e, E: Entity> Repository<'e, E> {
 
     /// Writes the columns the patch sets and returns the stored row. An empty patch is
     /// [`Error::InvalidData`] (nothing is sent); a missing key is [`Error::RecordNotFound`].
+    ///
+    /// With an `#[entity(version)]` field the version is bumped; when the patch sets it, it is
+    /// the version the caller read, and a row changed since fails with [`Error::Conflict`],
+    /// changing nothing.
     pub async fn update(&self, id: impl Borrow<E::Id>, patch: E::Patch) -> Result<E> {
         let id = id.borrow();
         let sql = EntitySql::of::<E>()?;
@@ -146,17 +150,27 @@ impl<'e, E: Entity> Repository<'e, E> {
                 None,
             ));
         }
-        let statement = sql.patch(meta, &columns)?;
+        let expected = match meta.version {
+            Some(version) => E::patch_param(&patch, version)
+                .transpose()?
+                .map(|param| Bound::param::<E>(param, version)),
+            None => None,
+        };
+        let statement = sql.patch(meta, &columns, expected.is_some())?;
         params.push(Bound::key::<E>(id));
+        let checked = expected.is_some();
+        params.extend(expected);
         let session = self.executor.acquire().await?;
         match session.query_opt(&*statement, &refs(&params)).await? {
             Some(row) => E::from_row(&row),
-            None => Err(Self::not_found(id)),
+            None => Err(self.missing_or_conflict(&session, sql, id, checked).await),
         }
     }
 
     /// Writes every non-key, non-generated column of `value` to the row with its key, and
-    /// returns the stored row; a missing key is [`Error::RecordNotFound`].
+    /// returns the stored row; a missing key is [`Error::RecordNotFound`]. With an
+    /// `#[entity(version)]` field, `value`'s version must still be the stored one (else
+    /// [`Error::Conflict`], changing nothing), and the stored version is bumped.
     pub async fn save(&self, value: &E) -> Result<E> {
         let sql = EntitySql::of::<E>()?;
         let Some(save) = &sql.save else {
@@ -165,22 +179,81 @@ impl<'e, E: Entity> Repository<'e, E> {
         };
         let mut params = Bound::fields(value, &sql.update_columns)?;
         params.push(Bound::key::<E>(value.id()));
+        if let Some(version) = E::META.version {
+            params.push(Bound::field(value, version)?);
+        }
         let session = self.executor.acquire().await?;
         match session.query_opt(save.as_str(), &refs(&params)).await? {
             Some(row) => E::from_row(&row),
-            None => Err(Self::not_found(value.id())),
+            None => {
+                let checked = E::META.version.is_some();
+                Err(self
+                    .missing_or_conflict(&session, sql, value.id(), checked)
+                    .await)
+            }
         }
     }
 
-    /// Deletes the row with key `id`; a missing key is [`Error::RecordNotFound`].
+    /// Why a write by key changed nothing: the row is gone, or (when a version was checked)
+    /// someone changed it first.
+    async fn missing_or_conflict(
+        &self,
+        session: &crate::pool::Session<'_>,
+        sql: &EntitySql,
+        id: &E::Id,
+        checked: bool,
+    ) -> Error {
+        if !checked {
+            return Self::not_found(id);
+        }
+        let key = Bound::key::<E>(id);
+        match session.query_one(sql.exists.as_str(), &[&key]).await {
+            Ok(row) => match row.try_get::<_, bool>(0) {
+                Ok(true) => Error::Conflict {
+                    table: E::META.display_name(),
+                    key: format!("{id:?}"),
+                },
+                Ok(false) => Self::not_found(id),
+                Err(err) => err.into(),
+            },
+            Err(err) => err,
+        }
+    }
+
+    /// Deletes the row with key `id`; a missing key is [`Error::RecordNotFound`]. With an
+    /// `#[entity(soft_delete)]` field the row is kept with that field set to `now()`, and every
+    /// read skips it from then on (see [`restore`](Repository::restore),
+    /// [`purge`](Repository::purge)).
     pub async fn delete(&self, id: impl Borrow<E::Id>) -> Result<()> {
-        let id = id.borrow();
         let sql = EntitySql::of::<E>()?;
+        self.execute_by_key(&sql.delete, id.borrow()).await
+    }
+
+    /// Deletes the row with key `id` for good, soft-deleted or not; a missing key is
+    /// [`Error::RecordNotFound`].
+    pub async fn purge(&self, id: impl Borrow<E::Id>) -> Result<()> {
+        let sql = EntitySql::of::<E>()?;
+        self.execute_by_key(&sql.purge, id.borrow()).await
+    }
+
+    /// Makes a soft-deleted row live again; a missing key is [`Error::RecordNotFound`], and an
+    /// entity without `#[entity(soft_delete)]` is [`Error::InvalidData`].
+    pub async fn restore(&self, id: impl Borrow<E::Id>) -> Result<()> {
+        let sql = EntitySql::of::<E>()?;
+        let Some(restore) = &sql.restore else {
+            return Err(Error::invalid_data(
+                E::META.display_name(),
+                "",
+                "restore needs an #[entity(soft_delete)] field",
+                None,
+            ));
+        };
+        self.execute_by_key(restore, id.borrow()).await
+    }
+
+    async fn execute_by_key(&self, statement: &str, id: &E::Id) -> Result<()> {
         let session = self.executor.acquire().await?;
-        match session
-            .execute(sql.delete.as_str(), &[&Bound::key::<E>(id)])
-            .await?
-        {
+        match session.execute(statement, &[&Bound::key::<E>(id)]).await? {
             0 => Err(Self::not_found(id)),
             _ => Ok(()),
         }

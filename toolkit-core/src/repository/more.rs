@@ -34,7 +34,16 @@ impl<'e, E: Entity> Repository<'e, E> {
         let sql = EntitySql::of::<E>()?;
         let meta = E::META;
         let text = sql.shaped(&[ShapeKind::GetMany as u32], || {
-            control::select_by_keys(table_ref(meta), &sql.all_names, meta.key_column()?.name)
+            let live = meta
+                .soft_delete
+                .and_then(|i| meta.columns.get(i))
+                .map(|c| c.name);
+            control::select_by_keys(
+                table_ref(meta),
+                &sql.all_names,
+                meta.key_column()?.name,
+                live,
+            )
         })?;
         let ids = Bound::param::<E>(Param::Ref(&ids), meta.key);
         let session = self.executor.acquire().await?;
@@ -136,7 +145,11 @@ fn render_upsert(
     on: &[usize],
 ) -> Result<String> {
     let names = |indices: &[usize]| -> Vec<&'static str> {
-        indices.iter().filter_map(|&i| meta.columns.get(i)).map(|c| c.name).collect()
+        indices
+            .iter()
+            .filter_map(|&i| meta.columns.get(i))
+            .map(|c| c.name)
+            .collect()
     };
     let set_columns: Vec<usize> = sql
         .update_columns

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::entity::private::no_such_column;
 use crate::entity::{Entity, EntityMeta};
-use crate::sql::{col, Delete, Insert, Select, TableRef, Update};
+use crate::sql::{col, quote_ident, Condition, Delete, Insert, RawSql, Select, TableRef, Update};
 use crate::{Error, Result};
 
 /// The SQL of one entity. Built by [`EntitySql::build`] once per process and kept in the
@@ -17,11 +18,16 @@ pub(crate) struct EntitySql {
     pub(crate) get_by_id: String,
     /// `INSERT INTO <table> (<insert columns>) VALUES (...) RETURNING <all columns>`.
     pub(crate) insert: String,
-    /// `UPDATE <table> SET <update columns> WHERE <key> = $n RETURNING <all columns>`, or
-    /// `None` when every non-key column is generated.
+    /// `UPDATE <table> SET <update columns>[, <version> = <version> + 1] WHERE <key> = $n
+    /// [AND <version> = $m] RETURNING <all columns>`, or `None` when nothing is writable.
     pub(crate) save: Option<String>,
-    /// `DELETE FROM <table> WHERE <key> = $1`.
+    /// `DELETE FROM <table> WHERE <key> = $1`, or with a soft-delete column
+    /// `UPDATE <table> SET <column> = now() WHERE <key> = $1 AND <column> IS NULL`.
     pub(crate) delete: String,
+    /// `DELETE FROM <table> WHERE <key> = $1`, whatever the soft-delete column says.
+    pub(crate) purge: String,
+    /// `UPDATE <table> SET <soft-delete column> = NULL WHERE <key> = $1`, with such a column.
+    pub(crate) restore: Option<String>,
     /// `SELECT EXISTS(SELECT 1 FROM <table> WHERE <key> = $1)`.
     pub(crate) exists: String,
     /// `SELECT COUNT(*) FROM <table>`.
@@ -60,6 +66,10 @@ pub(crate) enum ShapeKind {
 impl EntitySql {
     /// Renders every statement; fails only if the metadata holds a name that is not a valid
     /// identifier (the derive already rejects those at compile time).
+    ///
+    /// With a `soft_delete` column every read and write of the key statements sees live rows
+    /// only, and `delete` sets the column instead of deleting; with a `version` column `save`
+    /// checks and bumps it.
     pub(crate) fn build(meta: &'static EntityMeta) -> Result<EntitySql> {
         let table = table_ref(meta);
         let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
@@ -67,8 +77,9 @@ impl EntitySql {
         let insert_columns: Vec<usize> = (0..meta.columns.len())
             .filter(|&i| !meta.columns[i].generated)
             .collect();
+        // The version column is written by its bump, never from the value.
         let update_columns: Vec<usize> = (0..meta.columns.len())
-            .filter(|&i| i != meta.key && !meta.columns[i].generated)
+            .filter(|&i| i != meta.key && !meta.columns[i].generated && Some(i) != meta.version)
             .collect();
         let names = |indices: &[usize]| {
             indices
@@ -76,6 +87,8 @@ impl EntitySql {
                 .map(|&i| meta.columns[i].name)
                 .collect::<Vec<_>>()
         };
+        let live = live(meta);
+        let by_key = || with(col(key).eq(), live.clone());
 
         let insert = if insert_columns.is_empty() {
             Insert::into(table)
@@ -88,34 +101,71 @@ impl EntitySql {
                 .returning(&all)
                 .build()?
         };
-        let save = if update_columns.is_empty() {
+        let save = if update_columns.is_empty() && meta.version.is_none() {
             None
         } else {
+            let mut update = Update::table(table).set(&names(&update_columns));
+            let mut filter = col(key).eq();
+            if let Some(version) = version_column(meta)? {
+                update = update.set_raw(version, bump(version)?);
+                filter = filter.and(col(version).eq());
+            }
             Some(
-                Update::table(table)
-                    .set(&names(&update_columns))
-                    .filter(col(key).eq())
+                update
+                    .filter(with(filter, live.clone()))
                     .returning(&all)
                     .build()?
                     .into_sql(),
             )
         };
-        let by_key = Select::from(table).columns(&all).filter(col(key).eq());
-        let insert_names = names(&insert_columns);
-        Ok(EntitySql {
-            get_all: Select::from(table).columns(&all).build()?.into_sql(),
-            get_by_id: by_key.build()?.into_sql(),
-            insert: insert.into_sql(),
-            save,
-            delete: Delete::from(table)
+        let delete = match soft_delete_column(meta)? {
+            Some(column) => Update::table(table)
+                .set_raw(column, RawSql::new("now()"))
+                .filter(by_key())
+                .build()?
+                .into_sql(),
+            None => Delete::from(table)
                 .filter(col(key).eq())
                 .build()?
                 .into_sql(),
-            exists: Select::from(table)
+        };
+        let select = |filter: Option<Condition<'static>>| {
+            let select = Select::from(table).columns(&all);
+            match filter {
+                Some(filter) => select.filter(filter),
+                None => select,
+            }
+        };
+        let count = match live.clone() {
+            Some(live) => Select::from(table).filter(live),
+            None => Select::from(table),
+        };
+        let insert_names = names(&insert_columns);
+        Ok(EntitySql {
+            get_all: select(live.clone()).build()?.into_sql(),
+            get_by_id: select(Some(by_key())).build()?.into_sql(),
+            insert: insert.into_sql(),
+            save,
+            delete,
+            purge: Delete::from(table)
                 .filter(col(key).eq())
+                .build()?
+                .into_sql(),
+            restore: match soft_delete_column(meta)? {
+                Some(column) => Some(
+                    Update::table(table)
+                        .set_raw(column, RawSql::new("NULL"))
+                        .filter(col(key).eq())
+                        .build()?
+                        .into_sql(),
+                ),
+                None => None,
+            },
+            exists: Select::from(table)
+                .filter(by_key())
                 .build_exists()?
                 .into_sql(),
-            count: Select::from(table).build_count()?.into_sql(),
+            count: count.build_count()?.into_sql(),
             insert_columns,
             update_columns,
             insert_names,
@@ -148,19 +198,31 @@ impl EntitySql {
 }
 
 impl EntitySql {
-    /// `UPDATE <table> SET <columns> WHERE <key> = $n RETURNING <all columns>` for the given
-    /// column indices, rendered once per distinct set.
-    pub(crate) fn patch(&self, meta: &'static EntityMeta, columns: &[usize]) -> Result<Arc<str>> {
-        let mut key = Vec::with_capacity(columns.len() + 1);
-        key.push(ShapeKind::Patch as u32);
+    /// `UPDATE <table> SET <columns>[, <version> bumped] WHERE <key> = $n [AND <version> = $m]
+    /// RETURNING <all columns>` for the given column indices, rendered once per distinct set;
+    /// `check_version` when the patch names the version it expects.
+    pub(crate) fn patch(
+        &self,
+        meta: &'static EntityMeta,
+        columns: &[usize],
+        check_version: bool,
+    ) -> Result<Arc<str>> {
+        let mut key = Vec::with_capacity(columns.len() + 2);
+        key.extend([ShapeKind::Patch as u32, u32::from(check_version)]);
         key.extend(columns.iter().map(|&c| small(c)));
         self.shaped(&key, || {
             let names: Vec<&str> = columns.iter().map(|&i| meta.columns[i].name).collect();
             let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
-            let key = meta.key_column()?.name;
-            Ok(Update::table(table_ref(meta))
-                .set(&names)
-                .filter(col(key).eq())
+            let mut update = Update::table(table_ref(meta)).set(&names);
+            let mut filter = col(meta.key_column()?.name).eq();
+            if let Some(version) = version_column(meta)? {
+                update = update.set_raw(version, bump(version)?);
+                if check_version {
+                    filter = filter.and(col(version).eq());
+                }
+            }
+            Ok(update
+                .filter(with(filter, live(meta)))
                 .returning(&all)
                 .build()?
                 .into_sql())
@@ -189,6 +251,53 @@ impl EntitySql {
         }
         Ok(sql)
     }
+}
+
+/// `"<soft_delete>" IS NULL`: the row is live; `None` without such a column.
+pub(crate) fn live(meta: &'static EntityMeta) -> Option<Condition<'static>> {
+    let column = meta.soft_delete.and_then(|i| meta.columns.get(i))?;
+    Some(col(column.name).is_null())
+}
+
+/// `condition AND live`, or `condition` alone.
+pub(crate) fn with(
+    condition: Condition<'static>,
+    live: Option<Condition<'static>>,
+) -> Condition<'static> {
+    match live {
+        Some(live) => condition.and(live),
+        None => condition,
+    }
+}
+
+fn version_column(meta: &'static EntityMeta) -> Result<Option<&'static str>> {
+    meta.version
+        .map(|i| {
+            meta.columns
+                .get(i)
+                .map(|c| c.name)
+                .ok_or_else(|| no_such_column(i, meta))
+        })
+        .transpose()
+}
+
+fn soft_delete_column(meta: &'static EntityMeta) -> Result<Option<&'static str>> {
+    meta.soft_delete
+        .map(|i| {
+            meta.columns
+                .get(i)
+                .map(|c| c.name)
+                .ok_or_else(|| no_such_column(i, meta))
+        })
+        .transpose()
+}
+
+/// `"<version>" + 1`: built from the quoted, validated name, so no input reaches the text.
+fn bump(version: &str) -> Result<RawSql> {
+    Ok(RawSql::new_unchecked(format!(
+        "{} + 1",
+        quote_ident(version)?
+    )))
 }
 
 /// A count or index as a shape-key word.
@@ -233,6 +342,8 @@ mod tests {
             },
         ],
         key: 0,
+        version: None,
+        soft_delete: None,
     };
 
     static COUNTER: EntityMeta = EntityMeta {
@@ -253,6 +364,8 @@ mod tests {
             },
         ],
         key: 0,
+        version: None,
+        soft_delete: None,
     };
 
     #[test]
@@ -275,14 +388,14 @@ mod tests {
         assert_eq!(sql.insert_columns, [1, 2]);
         assert_eq!(sql.update_columns, [1, 2]);
         assert_eq!(sql.insert_names, ["email_address", "profile"]);
-        let patch = sql.patch(&USERS, &[2]).unwrap();
+        let patch = sql.patch(&USERS, &[2], false).unwrap();
         assert_eq!(
             &*patch,
             r#"UPDATE "app"."users" SET "profile" = $1 WHERE "id" = $2 RETURNING "id", "email_address", "profile""#
         );
         assert!(std::sync::Arc::ptr_eq(
             &patch,
-            &sql.patch(&USERS, &[2]).unwrap()
+            &sql.patch(&USERS, &[2], false).unwrap()
         ));
     }
 

@@ -122,12 +122,21 @@ pub(crate) fn insert_select(
     ))
 }
 
-/// `SELECT <columns> FROM <table> WHERE <key> = ANY($1) ORDER BY array_position($1, <key>)`:
-/// the rows of the keys in `$1`, in the order of the array.
-pub(crate) fn select_by_keys(table: TableRef<'_>, columns: &[&str], key: &str) -> Result<String> {
+/// `SELECT <columns> FROM <table> WHERE <key> = ANY($1) [AND <live> IS NULL] ORDER BY
+/// array_position($1, <key>)`: the rows of the keys in `$1`, in the order of the array.
+pub(crate) fn select_by_keys(
+    table: TableRef<'_>,
+    columns: &[&str],
+    key: &str,
+    live: Option<&str>,
+) -> Result<String> {
     let key = column_list(&[key])?;
+    let live = match live {
+        Some(column) => format!(" AND {} IS NULL", column_list(&[column])?),
+        None => String::new(),
+    };
     Ok(format!(
-        "SELECT {} FROM {} WHERE {key} = ANY($1) ORDER BY array_position($1, {key})",
+        "SELECT {} FROM {} WHERE {key} = ANY($1){live} ORDER BY array_position($1, {key})",
         column_list(columns)?,
         table_name(table)?
     ))
