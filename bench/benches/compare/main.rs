@@ -7,6 +7,7 @@
 //! sets the number of interleaved passes.
 
 mod alloc;
+mod queries;
 mod raw;
 mod stats;
 mod workloads;
@@ -44,7 +45,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut bench = workloads::Bench::new(&tdb).await?;
 
     let mut rows: Vec<Row> = Vec::new();
-    let mut memory: Vec<(usize, usize)> = Vec::new();
+    let mut memory: Vec<(&'static str, usize, usize)> = Vec::new();
     for pass in 0..passes {
         eprintln!("pass {}/{passes}", pass + 1);
         // Alternate which side goes first so warm caches do not favour one of them.
@@ -61,8 +62,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             rows[index].raw.push(outcome.raw);
             rows[index].kit.push(outcome.kit);
-            if let Some(mem) = outcome.memory {
-                memory.push(mem);
+            if let Some((raw, kit)) = outcome.memory {
+                memory.push((outcome.name, raw, kit));
             }
         }
     }
@@ -105,15 +106,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             ),
         );
     }
-    if !memory.is_empty() {
-        let mut ratios: Vec<f64> = memory
+    for name in ["select_all", "stream"] {
+        let of: Vec<(usize, usize)> = memory
             .iter()
-            .map(|&(raw, kit)| kit as f64 / raw as f64)
+            .filter(|m| m.0 == name)
+            .map(|m| (m.1, m.2))
             .collect();
-        let (raw, kit) = memory[memory.len() - 1];
+        let Some(&(raw, kit)) = of.last() else {
+            continue;
+        };
+        let mut ratios: Vec<f64> = of.iter().map(|&(r, k)| k as f64 / r as f64).collect();
+        let rows = match name {
+            "stream" => queries::STREAM_ROWS,
+            _ => workloads::SELECT_ALL_ROWS,
+        };
         println!(
-            "\npeak heap, select_all of {} rows: raw {:.1} MiB, toolkit {:.1} MiB, ratio {:.3} (median of passes)",
-            workloads::SELECT_ALL_ROWS,
+            "\npeak heap, {name} of {rows} rows: raw {:.1} MiB, toolkit {:.1} MiB, ratio {:.3} (median of passes)",
             raw as f64 / 1048576.0,
             kit as f64 / 1048576.0,
             median(&mut ratios)

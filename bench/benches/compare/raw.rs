@@ -13,6 +13,8 @@ pub struct Raw {
     pub get: Statement,
     pub update: Statement,
     pub select_all: Statement,
+    pub find_email: Statement,
+    pub page_after: Statement,
 }
 
 pub fn map(row: &Row) -> BenchUser {
@@ -46,12 +48,24 @@ impl Raw {
         let select_all = client
             .prepare(&format!("SELECT {COLUMNS} FROM bench_users"))
             .await?;
+        let find_email = client
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM bench_users WHERE email = $1 LIMIT 1"
+            ))
+            .await?;
+        let page_after = client
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM bench_users WHERE id > $1 ORDER BY id LIMIT $2"
+            ))
+            .await?;
         Ok(Raw {
             client,
             insert,
             get,
             update,
             select_all,
+            find_email,
+            page_after,
         })
     }
 
@@ -61,6 +75,51 @@ impl Raw {
             .query_one(&self.insert, &[&u.name, &u.email, &u.age, &u.meta, &u.tags])
             .await?;
         Ok(map(&row))
+    }
+
+    pub async fn find_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<BenchUser>, tokio_postgres::Error> {
+        Ok(self
+            .client
+            .query_opt(&self.find_email, &[&email])
+            .await?
+            .as_ref()
+            .map(map))
+    }
+
+    /// The page of `size` rows after id `after`, and the id the next one starts after.
+    pub async fn page_after(
+        &self,
+        after: i64,
+        size: i64,
+    ) -> Result<(Vec<BenchUser>, Option<i64>), tokio_postgres::Error> {
+        let rows = self
+            .client
+            .query(&self.page_after, &[&after, &(size + 1)])
+            .await?;
+        let mut users: Vec<BenchUser> = rows.iter().map(map).collect();
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let next = (users.len() > size).then(|| users[size - 1].id);
+        users.truncate(size);
+        Ok((users, next))
+    }
+
+    /// Every row through `query_raw`, mapped as it arrives; returns how many.
+    pub async fn stream_all(&self) -> Result<usize, tokio_postgres::Error> {
+        use futures_util::TryStreamExt;
+        let rows = self
+            .client
+            .query_raw(&self.select_all, std::iter::empty::<&(dyn ToSql + Sync)>())
+            .await?;
+        let mut rows = std::pin::pin!(rows);
+        let mut n = 0;
+        while let Some(row) = rows.try_next().await? {
+            std::hint::black_box(map(&row));
+            n += 1;
+        }
+        Ok(n)
     }
 
     pub async fn get(&self, id: i64) -> Result<BenchUser, tokio_postgres::Error> {

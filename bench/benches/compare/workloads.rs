@@ -45,7 +45,8 @@ CREATE TABLE bench_users (
     meta jsonb,
     tags text[],
     created_at timestamptz NOT NULL DEFAULT now()
-)";
+);
+CREATE INDEX bench_users_email ON bench_users (email)";
 
 pub fn user(n: usize) -> BenchUser {
     BenchUser {
@@ -91,14 +92,14 @@ pub struct Outcome {
 
 pub struct Bench {
     admin: tokio_postgres::Client,
-    raw: Raw,
+    pub(crate) raw: Raw,
     raw_clients: Vec<Arc<Raw>>,
-    db: Database,
+    pub(crate) db: Database,
     /// The same pool settings with pipelining off (`pipeline_depth = 1`).
     unpipelined: Database,
 }
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 impl Bench {
     pub async fn new(tdb: &TestDatabase) -> Res<Bench> {
@@ -129,7 +130,7 @@ impl Bench {
         })
     }
 
-    async fn reset(&self, seed: usize) -> Res<()> {
+    pub(crate) async fn reset(&self, seed: usize) -> Res<()> {
         self.admin
             .batch_execute("TRUNCATE bench_users RESTART IDENTITY")
             .await?;
@@ -169,8 +170,17 @@ impl Bench {
                     .await?,
             );
         }
+        if wanted("find_one") {
+            out.push(self.find_one(raw_first).await?);
+        }
+        if wanted("page_100") {
+            out.push(self.page(raw_first).await?);
+        }
         if wanted("select_all") {
             out.push(self.select_all(raw_first).await?);
+        }
+        if wanted("stream") {
+            out.push(self.stream(raw_first).await?);
         }
         if wanted("create_bulk") {
             out.extend(self.create_bulk().await?);
@@ -418,6 +428,6 @@ impl Bench {
 }
 
 /// Which side runs first: `true` is raw.
-fn order(raw_first: bool) -> [bool; 2] {
+pub(crate) fn order(raw_first: bool) -> [bool; 2] {
     [raw_first, !raw_first]
 }

@@ -271,6 +271,14 @@ impl<'e, E: Entity> Find<'e, E> {
     /// A cursor made for another ordering, or tampered with, is [`Error::InvalidData`].
     pub async fn page(self, cursor: Option<&Cursor>, size: u64) -> Result<Page<E>> {
         self.no_window("page")?;
+        if size == 0 {
+            return Err(Error::invalid_data(
+                E::META.display_name(),
+                "page",
+                "a page holds at least one row",
+                None,
+            ));
+        }
         let meta = E::META;
         let mut order: Vec<OrderBy<E>> = self.order.clone();
         if !order.iter().any(|o| o.index == meta.key) {
@@ -331,12 +339,15 @@ impl<'e, E: Entity> Find<'e, E> {
         }
         let mut bound = refs(&params);
         bound.push(&fetch);
-        let mut marks: Vec<Vec<RawValue>> = Vec::new();
         let take = usize::try_from(size).unwrap_or(usize::MAX);
+        // The values of the page's last row, which start the next page if there is one.
+        let mut last: Option<Vec<RawValue>> = None;
+        let mut seen = 0usize;
         let mut items = session
             .query_map(&statement, &bound, |row| {
-                if marks.len() < take {
-                    marks.push(
+                seen += 1;
+                if seen == take {
+                    last = Some(
                         order
                             .iter()
                             .map(|o| row.try_get::<_, RawValue>(o.index))
@@ -349,10 +360,7 @@ impl<'e, E: Entity> Find<'e, E> {
         let next = match items.len() > take {
             true => {
                 items.truncate(take);
-                marks.pop().map(|values| Cursor {
-                    columns: columns.clone(),
-                    values,
-                })
+                last.map(|values| Cursor { columns, values })
             }
             false => None,
         };
