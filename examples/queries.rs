@@ -75,7 +75,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .all()
         .await?;
     for p in &cheap_blue {
-        println!("cheap blue: {} {} at {} cents", p.sku, p.name, p.price_cents);
+        println!(
+            "cheap blue: {} {} at {} cents",
+            p.sku, p.name, p.price_cents
+        );
     }
     let one = products.find(c.sku.eq("SKU-00042")).one().await?;
     println!("by sku: {} (#{})", one.name, one.id);
@@ -113,7 +116,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stored = products.upsert_on(&renamed, [c.sku.name()]).await?;
     println!("upserted #{}: {}", stored.id, stored.name);
     let some = products.get_many(&[3, 1, 2, 999_999]).await?;
-    println!("get_many: {:?}", some.iter().map(|p| p.id).collect::<Vec<_>>());
+    println!(
+        "get_many: {:?}",
+        some.iter().map(|p| p.id).collect::<Vec<_>>()
+    );
     let pricey: Vec<Product> = products
         .query_as(
             "SELECT discontinued_at, version, stock, price_cents, name, sku, id \
@@ -121,12 +127,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[&950_i64],
         )
         .await?;
-    println!("query_as: {:?}", pricey.iter().map(|p| &p.sku).collect::<Vec<_>>());
+    println!(
+        "query_as: {:?}",
+        pricey.iter().map(|p| &p.sku).collect::<Vec<_>>()
+    );
 
     // Optimistic locking: a save based on a stale read is refused.
     let read = products.get_by_id(one.id).await?;
-    products.save(&Product { price_cents: 1, ..read.clone() }).await?;
-    match products.save(&Product { price_cents: 2, ..read }).await {
+    products
+        .save(&Product {
+            price_cents: 1,
+            ..read.clone()
+        })
+        .await?;
+    match products
+        .save(&Product {
+            price_cents: 2,
+            ..read
+        })
+        .await
+    {
         Err(err) if err.is_conflict() => println!("stale save refused: {err}"),
         other => println!("unexpected: {other:?}"),
     }
@@ -136,7 +156,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "after delete: found {}, with deleted {}",
         products.find(c.sku.eq("SKU-00042")).count().await?,
-        products.find(c.sku.eq("SKU-00042")).with_deleted().count().await?
+        products
+            .find(c.sku.eq("SKU-00042"))
+            .with_deleted()
+            .count()
+            .await?
     );
     products.restore(one.id).await?;
 
