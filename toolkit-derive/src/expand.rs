@@ -54,7 +54,8 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
     let columns = cont.stored().map(|f| {
         let (name, field) = (&f.column.0, &f.name);
         let (generated, json) = (f.attrs.generated.is_some(), f.attrs.json.is_some());
-        quote!(#p::ColumnMeta { name: #name, field: #field, generated: #generated, json: #json })
+        let nullable = f.option_inner().is_some();
+        quote!(#p::ColumnMeta { name: #name, field: #field, generated: #generated, json: #json, nullable: #nullable })
     });
     let reads = read_fields(cont, &p);
     let positions = (0..cont.stored().count()).map(Literal::usize_unsuffixed);

@@ -33,6 +33,8 @@ pub struct ColumnMeta {
     pub generated: bool,
     /// Stored as JSON/JSONB through serde.
     pub json: bool,
+    /// An `Option` field: the column may hold NULL (a non-`Option` field cannot read one).
+    pub nullable: bool,
 }
 
 /// Table metadata of an entity.

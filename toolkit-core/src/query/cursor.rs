@@ -22,10 +22,13 @@ pub struct Page<E> {
 }
 
 /// Where a page starts: the values of the previous page's last row. Opaque; round-trips through
-/// [`Display`](fmt::Display) and [`FromStr`] (hex text, safe in URLs and cookies).
+/// [`Display`](fmt::Display) and [`FromStr`] (hex text, safe in URLs and cookies), with a
+/// checksum so that an edited or truncated string is refused ([`Error::InvalidData`]); its
+/// values are only ever bound as parameters of the same query shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
-    /// The order-by column indices (the key last) the cursor was made for.
+    /// The ordering the cursor was made for: per order-by item (the key last), its column
+    /// index, direction and NULLs placement (see `Find::page`).
     pub(crate) columns: Vec<u32>,
     pub(crate) values: Vec<RawValue>,
 }
@@ -86,7 +89,15 @@ impl ToSql for RawValue {
     tokio_postgres::types::to_sql_checked!();
 }
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// 64-bit FNV-1a: a checksum against edits and truncation, stable across builds and
+/// processes (so cursors survive a restart), not a secret.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,6 +118,8 @@ impl fmt::Display for Cursor {
                 }
             }
         }
+        let sum = checksum(&bytes);
+        bytes.extend_from_slice(&sum.to_be_bytes());
         for byte in bytes {
             write!(f, "{byte:02x}")?;
         }
@@ -141,7 +154,14 @@ impl FromStr for Cursor {
             })
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(invalid)?;
-        let mut reader = Reader(&bytes);
+        let Some(split) = bytes.len().checked_sub(8) else {
+            return Err(invalid());
+        };
+        let (body, sum) = bytes.split_at(split);
+        if sum != checksum(body).to_be_bytes() {
+            return Err(invalid());
+        }
+        let mut reader = Reader(body);
         if reader.byte()? != VERSION {
             return Err(invalid());
         }

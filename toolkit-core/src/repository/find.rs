@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt, TryFutureExt};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::bind::{base_type, refs, Bound};
 use super::executor::ExecutorRef;
@@ -284,7 +284,11 @@ impl<'e, E: Entity> Find<'e, E> {
         if !order.iter().any(|o| o.index == meta.key) {
             order.push(OrderBy::ascending(meta.key));
         }
-        let columns: Vec<u32> = order.iter().map(|o| small(o.index)).collect();
+        // What the cursor must have been made for: the columns, directions and NULLs placement.
+        let columns: Vec<u32> = order
+            .iter()
+            .map(|o| small(o.index) << 2 | (o.order as u32) << 1 | o.nulls as u32)
+            .collect();
         if let Some(cursor) = cursor {
             if cursor.columns != columns {
                 return Err(cursor_error("the cursor was made for another ordering"));
@@ -465,9 +469,17 @@ fn after_cursor<E>(
     for (i, o) in order.iter().enumerate() {
         let mut parts = Vec::with_capacity(i + 1);
         for earlier in &order[..i] {
-            parts.push(col(column_name(meta, earlier.index)?).not_distinct());
+            let column = col(column_name(meta, earlier.index)?);
+            // `=` where NULL cannot occur: the server can use an index for it.
+            parts.push(match nullable(meta, earlier.index) {
+                true => column.not_distinct(),
+                false => column.eq(),
+            });
         }
         let name = column_name(meta, o.index)?;
+        // A column that cannot hold NULL needs no NULL branch, which would keep the server
+        // from using an index on it.
+        let nullable = nullable(meta, o.index);
         let nulls_last = o.nulls == crate::sql::Nulls::Last;
         let past = match (&cursor.values[i].bytes, nulls_last) {
             // Nothing sorts after a NULL when NULLs come last.
@@ -478,7 +490,7 @@ fn after_cursor<E>(
                     Order::Asc => col(name).gt(),
                     Order::Desc => col(name).lt(),
                 };
-                match nulls_last {
+                match nulls_last && nullable {
                     true => beyond.or(col(name).is_null()),
                     false => beyond,
                 }
@@ -488,6 +500,11 @@ fn after_cursor<E>(
         levels.push(Condition::all(parts));
     }
     Ok(Condition::any(levels))
+}
+
+/// Whether column `index` may hold NULL: an `Option` field that is not the key.
+fn nullable(meta: &'static crate::entity::EntityMeta, index: usize) -> bool {
+    index != meta.key && meta.columns.get(index).is_some_and(|c| c.nullable)
 }
 
 /// Which cursor value (and column) each of [`after_cursor`]'s placeholders takes, in text
