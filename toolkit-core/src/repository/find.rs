@@ -537,10 +537,17 @@ fn check_cursor_types(
     }
     for (k, &(value, _)) in slots.iter().enumerate() {
         let ty = base_type(&types[filtered + k]);
-        if ty.oid() != cursor.values[value].oid {
+        let value = &cursor.values[value];
+        if ty.oid() != value.oid {
             return Err(cursor_error(
                 "the cursor's values do not fit this query's columns",
             ));
+        }
+        // The server would refuse text that is not UTF-8 with a SQL error.
+        let text = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty);
+        let bytes = value.bytes.as_deref();
+        if text && bytes.is_some_and(|b| std::str::from_utf8(b).is_err()) {
+            return Err(cursor_error("the cursor holds text that is not UTF-8"));
         }
     }
     Ok(())
