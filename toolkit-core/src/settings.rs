@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use tokio_postgres::config::TargetSessionAttrs;
 use tokio_postgres::config::{Host, SslMode};
 
 use crate::{Error, Result, RetryPolicy};
@@ -24,10 +25,17 @@ use crate::{Error, Result, RetryPolicy};
 /// ```
 #[derive(Clone, PartialEq)]
 pub struct DatabaseSettings {
-    /// Server host name or IP address. Default `localhost`.
+    /// Server host name, IP address, or the directory of a Unix-domain socket (an absolute
+    /// path, e.g. `/var/run/postgresql`). Several hosts are a comma-separated list, each
+    /// optionally with its own port (`db1,db2:5433`, `[::1]:5432`): the first that accepts the
+    /// connection and matches `target_session_attrs` is used, at every connect, so a promoted
+    /// standby is found without restarting the application. Default `localhost`.
     pub host: String,
-    /// Server port. Default `5432`.
+    /// Server port, for every host that does not name its own. Default `5432`.
     pub port: u16,
+    /// Which of several hosts may serve the pool: `Any` (the first that accepts) or `ReadWrite`
+    /// (one not in recovery: the primary). libpq's `target_session_attrs`. Default `Any`.
+    pub target_session_attrs: TargetSessionAttrs,
     /// Database name. Default `postgres`.
     pub dbname: String,
     /// User name. Default `postgres`.
@@ -76,6 +84,16 @@ pub struct DatabaseSettings {
     ///
     /// [`Error::is_connection_lost`]: crate::Error::is_connection_lost
     pub pipeline_depth: usize,
+    /// A pooled connection older than this is replaced: when it comes back to the pool, or at
+    /// its next checkout if it expired while idle (never while a caller holds it). So a pool
+    /// follows a failover, a DNS change or a pooler restart instead of keeping its first
+    /// connections forever. Default 30 minutes; `None` keeps connections for as long as they
+    /// work.
+    pub max_lifetime: Option<Duration>,
+    /// A connection idle in the pool for longer than this is closed (and, below
+    /// `min_pool_size`, replaced) by the pool's background reaper, which runs every 30 s.
+    /// Default 10 minutes; `None` keeps idle connections open.
+    pub idle_timeout: Option<Duration>,
     /// Prepared statements each pooled connection keeps (least recently used evicted first).
     /// `0` disables the cache: every statement is prepared per call. Default 256; at most
     /// 100,000. Memory grows with the statements actually cached, never with this number.
@@ -93,6 +111,7 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             host: "localhost".into(),
             port: 5432,
+            target_session_attrs: TargetSessionAttrs::Any,
             dbname: "postgres".into(),
             user: "postgres".into(),
             password: String::new(),
@@ -108,6 +127,8 @@ impl Default for DatabaseSettings {
             application_name: "toolkit".into(),
             ssl_mode: SslMode::Prefer,
             pipeline_depth: 2,
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
+            idle_timeout: Some(Duration::from_secs(10 * 60)),
             statement_cache_size: 256,
             connect_retry: RetryPolicy::default(),
             transaction_retry: RetryPolicy {
@@ -130,6 +151,7 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("target_session_attrs", &self.target_session_attrs)
             .field("dbname", &self.dbname)
             .field("user", &self.user)
             .field("password", &password)
@@ -148,6 +170,8 @@ impl fmt::Debug for DatabaseSettings {
             .field("application_name", &self.application_name)
             .field("ssl_mode", &self.ssl_mode)
             .field("pipeline_depth", &self.pipeline_depth)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("idle_timeout", &self.idle_timeout)
             .field("statement_cache_size", &self.statement_cache_size)
             .field("connect_retry", &self.connect_retry)
             .field("transaction_retry", &self.transaction_retry)
@@ -197,32 +221,32 @@ impl DatabaseSettings {
 
     fn from_config(config: &tokio_postgres::Config) -> Result<Self> {
         let mut s = DatabaseSettings::default();
-        match config.get_hosts() {
-            [] => {}
-            [Host::Tcp(host)] => s.host.clone_from(host),
-            [Host::Unix(_)] => {
-                return Err(Error::settings(
-                    "host",
-                    "Unix-socket hosts are not supported; use a TCP host",
-                ))
-            }
-            _ => {
-                return Err(Error::settings(
-                    "host",
-                    "several hosts are not supported yet",
-                ))
-            }
+        let ports = config.get_ports();
+        let port_of = |i: usize| ports.get(i).or(ports.first()).copied();
+        if let Some(&port) = ports.first() {
+            s.port = port;
         }
-        match config.get_ports() {
-            [] => {}
-            [port] => s.port = *port,
-            _ => {
-                return Err(Error::settings(
-                    "port",
-                    "several ports are not supported yet",
-                ))
-            }
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let name = match host {
+                    Host::Tcp(name) if name.contains(':') => format!("[{name}]"),
+                    Host::Tcp(name) => name.clone(),
+                    Host::Unix(path) => path.to_string_lossy().into_owned(),
+                };
+                // A port of its own where the URL gave one per host.
+                match (host, port_of(i)) {
+                    (Host::Tcp(_), Some(port)) if ports.len() > 1 => format!("{name}:{port}"),
+                    _ => name,
+                }
+            })
+            .collect();
+        if !hosts.is_empty() {
+            s.host = hosts.join(",");
         }
+        s.target_session_attrs = config.get_target_session_attrs();
         if let Some(user) = config.get_user() {
             s.user = user.to_owned();
         }
@@ -300,6 +324,31 @@ impl DatabaseSettings {
                 return Err(Error::settings(field, "must not contain a NUL byte"));
             }
         }
+        for entry in self.host.split(',').map(str::trim) {
+            if entry.is_empty() {
+                return Err(Error::settings(
+                    "host",
+                    "an entry of the host list is empty",
+                ));
+            }
+            // `name:digits` must be a real port (an IPv6 address goes in brackets).
+            let port = entry.rsplit_once(':').map(|(_, port)| port);
+            let numeric = port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if let Some(port) = numeric {
+                if port.parse::<u16>().map_or(true, |p| p == 0) {
+                    return Err(Error::settings(
+                        "host",
+                        format!("{entry:?}: {port} is not a port number"),
+                    ));
+                }
+            }
+        }
+        if self.target_session_attrs == TargetSessionAttrs::ReadOnly {
+            return Err(Error::settings(
+                "target_session_attrs",
+                "read-only is not supported: the pool serves writes; use read replicas for reads",
+            ));
+        }
         if self.statement_cache_size > MAX_STATEMENT_CACHE {
             return Err(Error::settings(
                 "statement_cache_size",
@@ -336,6 +385,8 @@ impl DatabaseSettings {
             ("query_timeout", self.query_timeout),
             ("tcp_keepalive", self.tcp_keepalive),
             ("tcp_user_timeout", self.tcp_user_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("idle_timeout", self.idle_timeout),
         ] {
             // Deadlines are added to `Instant::now()`, and the kernel takes the TCP ones in
             // 32-bit milliseconds: a larger value would overflow, panic or wrap.
@@ -359,6 +410,8 @@ impl DatabaseSettings {
             ("query_timeout", self.query_timeout),
             ("tcp_keepalive", self.tcp_keepalive),
             ("tcp_user_timeout", self.tcp_user_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("idle_timeout", self.idle_timeout),
         ] {
             if value.is_some_and(|d| d.is_zero()) {
                 return Err(Error::settings(
@@ -382,14 +435,37 @@ impl DatabaseSettings {
         self.transaction_retry.validate("transaction_retry")
     }
 
+    /// The entries of `host`: each host (or socket directory) and the port it names, if any.
+    fn hosts(&self) -> impl Iterator<Item = (&str, Option<u16>)> {
+        self.host.split(',').map(str::trim).map(|entry| {
+            if entry.starts_with('/') {
+                return (entry, None);
+            }
+            if let Some(rest) = entry.strip_prefix('[') {
+                // `[v6]` or `[v6]:port`
+                let (addr, tail) = rest.split_once(']').unwrap_or((rest, ""));
+                return (addr, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+            }
+            match entry.rsplit_once(':') {
+                Some((name, port)) if !name.contains(':') => match port.parse() {
+                    Ok(port) => (name, Some(port)),
+                    Err(_) => (entry, None),
+                },
+                _ => (entry, None),
+            }
+        })
+    }
+
     /// The driver configuration for one connection made with these settings: connect timeout,
     /// application name, and the session settings (`statement_timeout`, ...) sent in the startup
     /// packet so that they cost no extra round trip.
     pub fn pg_config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
+        for (host, port) in self.hosts() {
+            config.host(host).port(port.unwrap_or(self.port));
+        }
         config
-            .host(&self.host)
-            .port(self.port)
+            .target_session_attrs(self.target_session_attrs)
             .dbname(&self.dbname)
             .user(&self.user)
             .application_name(&self.application_name)

@@ -55,7 +55,7 @@ impl Connection {
 
     /// Neither in doubt, abandoned, parked nor closed: safe to run another statement on.
     pub(crate) fn usable(&self) -> bool {
-        !self.pg().unfit()
+        !self.pg().doomed()
     }
 
     pub(crate) fn is_abandoned(&self) -> bool {

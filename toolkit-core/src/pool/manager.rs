@@ -63,24 +63,20 @@ pub(crate) struct PgConnection {
     pub(crate) progress: Progress,
     /// Statements running on this connection right now: more than one only when pipelined.
     pub(crate) in_flight: AtomicUsize,
-    /// Past this it is replaced when it comes back (not at checkout: the caller would wait for
-    /// the connect; bb8 replenishes in the background instead).
-    pub(crate) expires: Instant,
+    /// Past this (`max_lifetime`) it is replaced when it comes back, or at its next checkout if
+    /// it expired while idle; `None` never.
+    pub(crate) expires: Option<Instant>,
     pub(crate) pool: Arc<Shared>,
 }
 
 impl PgConnection {
-    /// Must not be handed out: checked at every checkout, without reading the clock.
-    pub(crate) fn unfit(&self) -> bool {
+    /// Must not be handed out again: checked at every checkout and when it comes back.
+    pub(crate) fn doomed(&self) -> bool {
         self.marks.unusable()
             || self.marks.parked.load(Ordering::Acquire)
             || self.client.is_closed()
             || self.pool.is_closed()
-    }
-
-    /// Must be discarded now that it comes back.
-    pub(crate) fn doomed(&self) -> bool {
-        self.unfit() || Instant::now() >= self.expires
+            || self.expires.is_some_and(|at| Instant::now() >= at)
     }
 
     /// Tells bb8 to drop it on return (see [`Marks::discard`]).
@@ -89,10 +85,6 @@ impl PgConnection {
         self.marks.discard.store(true, Ordering::Release);
     }
 }
-
-/// Connections older than this are replaced when they come back, so a pool follows DNS changes
-/// and server-side session growth instead of keeping its first connections forever.
-pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// Client-side limits copied from the settings into every connection.
 #[derive(Debug, Clone, Copy)]
@@ -166,6 +158,7 @@ pub(crate) struct Manager {
     pub(crate) statement_cache_size: usize,
     pub(crate) limits: Limits,
     pub(crate) connect_timeout: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
 }
 
 impl bb8::ManageConnection for Manager {
@@ -188,7 +181,7 @@ impl bb8::ManageConnection for Manager {
                     limits: self.limits,
                     progress: Progress::default(),
                     in_flight: AtomicUsize::new(0),
-                    expires: Instant::now() + MAX_LIFETIME,
+                    expires: self.max_lifetime.map(|limit| Instant::now() + limit),
                     pool: self.shared.clone(),
                 })
             }

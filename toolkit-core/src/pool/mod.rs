@@ -70,6 +70,7 @@ impl Pool {
                 cancel: settings.connection_timeout,
             },
             connect_timeout: settings.connection_timeout,
+            max_lifetime: settings.max_lifetime,
         };
         let built = bb8::Pool::builder()
             .max_size(settings.max_pool_size)
@@ -78,9 +79,10 @@ impl Pool {
             // A round trip on every checkout costs a third of the throughput of point queries;
             // dead connections are found by `is_closed` and by errors on use instead.
             .test_on_check_out(false)
-            // Expiry is ours (`manager::MAX_LIFETIME`): bb8's would discard, and spawn, from
+            // Expiry is ours (`PgConnection::expires`): bb8's would discard, and spawn, from
             // wherever a connection is dropped.
             .max_lifetime(None)
+            .idle_timeout(settings.idle_timeout)
             .queue_strategy(bb8::QueueStrategy::Lifo)
             .build(manager)
             .await;
@@ -155,7 +157,7 @@ impl Pool {
             // A connection the server already closed would fail its first query, and a parked
             // one was given back where it could not be discarded: dropping them here, on a
             // working runtime, discards them and costs no round trip.
-            if !conn.unfit() {
+            if !conn.doomed() {
                 return Ok(Connection::new(conn, permit));
             }
             conn.marks.abandoned.store(true, Ordering::Release);
