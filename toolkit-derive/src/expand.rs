@@ -165,11 +165,27 @@ fn columns_struct(cont: &Container<'_>, p: &TokenStream) -> TokenStream {
     let doc = format!(
         "Typed handles of the stored columns of [`{ident}`], for `Repository::find`: `{ident}::columns()`."
     );
+    let marker = |f: &Field<'_>| format_ident!("{}_{}", ident, f.name, span = f.ident.span());
+    let markers = cont.stored().map(|f| {
+        let name = marker(f);
+        let doc = format!(
+            "Names column `{}` of [`{ident}`] in compile errors.",
+            f.column.0
+        );
+        quote! {
+            #[doc = #doc]
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
+            #vis struct #name;
+        }
+    });
     let fields = cont.stored().map(|f| {
         let (field, column) = (f.ident, &f.column.0);
         let ty = f.option_inner().unwrap_or(f.ty);
+        let name = marker(f);
         let doc = format!("Column `{column}` (field `{}`).", f.name);
-        quote!(#[doc = #doc] pub #field: #p::Col<#ident, #ty>,)
+        quote!(#[doc = #doc] pub #field: #p::Col<#ident, #ty, #name>,)
     });
     let values = cont.stored().enumerate().map(|(i, f)| {
         let (field, column) = (f.ident, &f.column.0);
@@ -177,6 +193,8 @@ fn columns_struct(cont: &Container<'_>, p: &TokenStream) -> TokenStream {
         quote!(#field: #p::Col::new(#i, #column),)
     });
     quote! {
+        #(#markers)*
+
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
         #vis struct #columns_ident {

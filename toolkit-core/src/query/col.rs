@@ -12,51 +12,59 @@ use crate::sql::{Nulls, Order};
 /// comparisons take the value, and [`is_null`](Col::is_null) asks for NULL). Comparing it with
 /// a value of another type does not compile.
 ///
-/// Made by `#[derive(Entity)]`: `User::columns().email` is a `Col<User, String>`.
-pub struct Col<E, T> {
+/// Made by `#[derive(Entity)]`: `User::columns().email` is a `Col<User, String, User_email>`.
+/// The third parameter is a marker type the derive names after the column, so that a compile
+/// error about a value of the wrong type names the column. Take handles from
+/// `User::columns()`; their type rarely needs to be written out.
+pub struct Col<E, T, C = ()> {
     index: usize,
     name: &'static str,
-    types: PhantomData<fn() -> (E, T)>,
+    types: PhantomData<Types<E, T, C>>,
 }
 
-impl<E, T> Clone for Col<E, T> {
+/// Only the types matter: a handle owns no `E`, `T` or `C`, and is `Send`, `Sync` and `Copy`
+/// whatever they are.
+type Types<E, T, C> = fn() -> (E, T, C);
+
+impl<E, T, C> Clone for Col<E, T, C> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<E, T> Copy for Col<E, T> {}
+impl<E, T, C> Copy for Col<E, T, C> {}
 
-impl<E, T> fmt::Debug for Col<E, T> {
+impl<E, T, C> fmt::Debug for Col<E, T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Col").field(&self.name).finish()
     }
 }
 
-/// A value that can be compared with a column holding `T`: a `T`, or for text columns a `&str`.
+/// A value that can be compared with a column holding `T`: a `T`, a `&T`, or for text columns
+/// a `&str`. `C` is the column's marker type, which names it in compile errors.
 #[diagnostic::on_unimplemented(
-    message = "a `{Self}` cannot be compared with this column, which holds `{T}`",
-    label = "expected a `{T}` for this column",
+    message = "a `{Self}` cannot be compared with column `{C}`, which holds `{T}`",
+    label = "expected a `{T}` for column `{C}`",
     note = "each column of `<Name>Columns` takes values of its field's type (`T` for an `Option<T>` field)"
 )]
-pub trait IntoValue<T> {
+pub trait IntoValue<T, C = ()> {
     /// The value as the column's type.
     fn into_value(self) -> T;
 }
 
-impl<T: ToSql> IntoValue<T> for T {
+impl<T: ToSql, C> IntoValue<T, C> for T {
     fn into_value(self) -> T {
         self
     }
 }
 
-impl IntoValue<String> for &str {
+impl<C> IntoValue<String, C> for &str {
     fn into_value(self) -> String {
         self.to_owned()
     }
 }
 
-impl<T: ToSql + Clone> IntoValue<T> for &T {
+impl<T: ToSql + Clone, C> IntoValue<T, C> for &T {
     fn into_value(self) -> T {
         self.clone()
     }
@@ -112,7 +120,7 @@ impl<E> OrderBy<E> {
     }
 }
 
-impl<E, T> Col<E, T> {
+impl<E, T, C> Col<E, T, C> {
     /// For the derive: column `index` of `E::META.columns`, named `name`.
     #[doc(hidden)]
     pub const fn new(index: usize, name: &'static str) -> Self {
@@ -163,44 +171,44 @@ impl<E, T> Col<E, T> {
     }
 }
 
-impl<E, T: ToSql + Send + Sync + 'static> Col<E, T> {
-    fn compare(self, op: Op, value: impl IntoValue<T>) -> Filter<E> {
+impl<E, T: ToSql + Send + Sync + 'static, C> Col<E, T, C> {
+    fn compare(self, op: Op, value: impl IntoValue<T, C>) -> Filter<E> {
         Filter::compare(self.index, op, Box::new(value.into_value()))
     }
 
     /// `column = value`. A NULL column matches nothing (use [`is_null`](Col::is_null)).
-    pub fn eq(self, value: impl IntoValue<T>) -> Filter<E> {
+    pub fn eq(self, value: impl IntoValue<T, C>) -> Filter<E> {
         self.compare(Op::Eq, value)
     }
 
     /// `column <> value`. A NULL column matches nothing.
-    pub fn ne(self, value: impl IntoValue<T>) -> Filter<E> {
+    pub fn ne(self, value: impl IntoValue<T, C>) -> Filter<E> {
         self.compare(Op::Ne, value)
     }
 
     /// `column < value`.
-    pub fn lt(self, value: impl IntoValue<T>) -> Filter<E> {
+    pub fn lt(self, value: impl IntoValue<T, C>) -> Filter<E> {
         self.compare(Op::Lt, value)
     }
 
     /// `column <= value`.
-    pub fn le(self, value: impl IntoValue<T>) -> Filter<E> {
+    pub fn le(self, value: impl IntoValue<T, C>) -> Filter<E> {
         self.compare(Op::Le, value)
     }
 
     /// `column > value`.
-    pub fn gt(self, value: impl IntoValue<T>) -> Filter<E> {
+    pub fn gt(self, value: impl IntoValue<T, C>) -> Filter<E> {
         self.compare(Op::Gt, value)
     }
 
     /// `column >= value`.
-    pub fn ge(self, value: impl IntoValue<T>) -> Filter<E> {
+    pub fn ge(self, value: impl IntoValue<T, C>) -> Filter<E> {
         self.compare(Op::Ge, value)
     }
 
     /// `column = ANY($1)`: one array parameter whatever the number of values (none matches
     /// nothing).
-    pub fn in_list<V: IntoValue<T>>(self, values: impl IntoIterator<Item = V>) -> Filter<E>
+    pub fn in_list<V: IntoValue<T, C>>(self, values: impl IntoIterator<Item = V>) -> Filter<E>
     where
         Vec<T>: ToSql,
     {
@@ -209,15 +217,15 @@ impl<E, T: ToSql + Send + Sync + 'static> Col<E, T> {
     }
 }
 
-impl<E> Col<E, String> {
+impl<E, C> Col<E, String, C> {
     /// `column LIKE pattern`: `%` matches any run of characters and `_` one character; escape
     /// them with `\` to match them literally.
-    pub fn like(self, pattern: impl IntoValue<String>) -> Filter<E> {
+    pub fn like(self, pattern: impl IntoValue<String, C>) -> Filter<E> {
         self.compare(Op::Like, pattern)
     }
 
     /// `column ILIKE pattern`: [`like`](Col::like), ignoring case.
-    pub fn ilike(self, pattern: impl IntoValue<String>) -> Filter<E> {
+    pub fn ilike(self, pattern: impl IntoValue<String, C>) -> Filter<E> {
         self.compare(Op::Ilike, pattern)
     }
 }
