@@ -1,6 +1,7 @@
 //! Shared helpers of the integration and fault tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup should fail the test loudly
 
+pub mod pgbouncer;
 pub mod proxy;
 
 use std::time::Duration;

@@ -94,6 +94,15 @@ pub struct DatabaseSettings {
     /// `min_pool_size`, replaced) by the pool's background reaper, which runs every 30 s.
     /// Default 10 minutes; `None` keeps idle connections open.
     pub idle_timeout: Option<Duration>,
+    /// How statements reach the server. `Prepared` (the default) prepares each statement once
+    /// per connection by name and reuses it; `Unnamed` never creates a named statement (each
+    /// is one unnamed round trip, its parameter types learned once per pool), so the pool works
+    /// behind PgBouncer in transaction pooling mode. `Unnamed` sends no startup `options`:
+    /// `statement_timeout` is then refused (set it on the role: `ALTER ROLE .. SET
+    /// statement_timeout`, which every server connection inherits), and
+    /// `idle_in_transaction_timeout` is applied with `SET LOCAL` in each transaction the
+    /// toolkit begins.
+    pub statement_mode: StatementMode,
     /// Prepared statements each pooled connection keeps (least recently used evicted first).
     /// `0` disables the cache: every statement is prepared per call. Default 256; at most
     /// 100,000. Memory grows with the statements actually cached, never with this number.
@@ -104,6 +113,17 @@ pub struct DatabaseSettings {
     /// Retry policy of `run_in_transaction` for serialization failures and deadlocks.
     /// Default: 5 attempts, waits drawn under 20 ms doubling up to 1 s.
     pub transaction_retry: RetryPolicy,
+}
+
+/// How statements reach the server; see [`DatabaseSettings::statement_mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StatementMode {
+    /// Prepared once per connection by name, then one round trip per call.
+    #[default]
+    Prepared,
+    /// Never a named statement: works through PgBouncer's transaction pooling.
+    Unnamed,
 }
 
 impl Default for DatabaseSettings {
@@ -129,6 +149,7 @@ impl Default for DatabaseSettings {
             pipeline_depth: 2,
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             idle_timeout: Some(Duration::from_secs(10 * 60)),
+            statement_mode: StatementMode::Prepared,
             statement_cache_size: 256,
             connect_retry: RetryPolicy::default(),
             transaction_retry: RetryPolicy {
@@ -172,6 +193,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("pipeline_depth", &self.pipeline_depth)
             .field("max_lifetime", &self.max_lifetime)
             .field("idle_timeout", &self.idle_timeout)
+            .field("statement_mode", &self.statement_mode)
             .field("statement_cache_size", &self.statement_cache_size)
             .field("connect_retry", &self.connect_retry)
             .field("transaction_retry", &self.transaction_retry)
@@ -349,6 +371,14 @@ impl DatabaseSettings {
                 "read-only is not supported: the pool serves writes; use read replicas for reads",
             ));
         }
+        if self.statement_mode == StatementMode::Unnamed && self.statement_timeout.is_some() {
+            return Err(Error::settings(
+                "statement_timeout",
+                "StatementMode::Unnamed sends no startup options, which a pooler such as PgBouncer \
+                 refuses or drops; set it for the role on the server instead \
+                 (ALTER ROLE .. SET statement_timeout = ..)",
+            ));
+        }
         if self.statement_cache_size > MAX_STATEMENT_CACHE {
             return Err(Error::settings(
                 "statement_cache_size",
@@ -456,6 +486,18 @@ impl DatabaseSettings {
         })
     }
 
+    /// What the toolkit adds to each `BEGIN` it sends: in `Unnamed` mode, the session
+    /// settings that startup options would have carried, as `SET LOCAL`.
+    pub(crate) fn begin_suffix(&self) -> String {
+        match (self.statement_mode, self.idle_in_transaction_timeout) {
+            (StatementMode::Unnamed, Some(t)) => format!(
+                "; SET LOCAL idle_in_transaction_session_timeout = {}",
+                t.as_millis()
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// The driver configuration for one connection made with these settings: connect timeout,
     /// application name, and the session settings (`statement_timeout`, ...) sent in the startup
     /// packet so that they cost no extra round trip.
@@ -494,7 +536,9 @@ impl DatabaseSettings {
                 t.as_millis()
             ));
         }
-        if !options.is_empty() {
+        // A pooler does not keep startup options (PgBouncer refuses them): in `Unnamed` mode
+        // they are applied another way, or refused by `validate`.
+        if !options.is_empty() && self.statement_mode == StatementMode::Prepared {
             config.options(options.join(" "));
         }
         config

@@ -97,6 +97,8 @@ pub struct Bench {
     pub(crate) db: Database,
     /// The same pool settings with pipelining off (`pipeline_depth = 1`).
     unpipelined: Database,
+    /// The same pool settings in `StatementMode::Unnamed` (what PgBouncer needs).
+    unnamed: Database,
 }
 
 pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -121,8 +123,14 @@ impl Bench {
             ..db.settings().clone()
         })?;
         unpipelined.init_db().await?;
+        let unnamed = Database::new(DatabaseSettings {
+            statement_mode: toolkit::StatementMode::Unnamed,
+            ..db.settings().clone()
+        })?;
+        unnamed.init_db().await?;
         Ok(Bench {
             unpipelined,
+            unnamed,
             admin,
             raw,
             raw_clients,
@@ -151,14 +159,24 @@ impl Bench {
         let mut out = Vec::new();
         if wanted("insert_one") {
             self.reset(0).await?;
-            out.push(self.sequential(Sequential::Insert, raw_first).await?);
+            out.push(self.sequential(Sequential::Insert, raw_first, &self.db, "").await?);
+        }
+        if wanted("unnamed") {
+            self.reset(0).await?;
+            let unnamed = &self.unnamed;
+            out.push(self.sequential(Sequential::Insert, raw_first, unnamed, " unnamed").await?);
         }
         self.reset(usize::try_from(SEEDED_ROWS)?).await?;
         if wanted("get_by_id") {
-            out.push(self.sequential(Sequential::Get, raw_first).await?);
+            out.push(self.sequential(Sequential::Get, raw_first, &self.db, "").await?);
+        }
+        if wanted("unnamed") {
+            let unnamed = &self.unnamed;
+            out.push(self.sequential(Sequential::Get, raw_first, unnamed, " unnamed").await?);
+            out.push(self.sequential(Sequential::Update, raw_first, unnamed, " unnamed").await?);
         }
         if wanted("update_one") {
-            out.push(self.sequential(Sequential::Update, raw_first).await?);
+            out.push(self.sequential(Sequential::Update, raw_first, &self.db, "").await?);
         }
         if wanted("get_by_id_concurrent") {
             out.push(
@@ -199,9 +217,15 @@ impl Bench {
 
     /// A sequential workload, interleaved in blocks of `BLOCK` operations so that a slow
     /// moment of the machine hits both sides alike (block order alternates too).
-    async fn sequential(&self, kind: Sequential, raw_first: bool) -> Res<Outcome> {
+    async fn sequential(
+        &self,
+        kind: Sequential,
+        raw_first: bool,
+        db: &Database,
+        label: &'static str,
+    ) -> Res<Outcome> {
         const BLOCK: usize = 100;
-        let repo = Repository::<BenchUser>::new(&self.db);
+        let repo = Repository::<BenchUser>::new(db);
         let users: Vec<BenchUser> = (0..SEQUENTIAL_OPS).map(user).collect();
         let mut ids = Ids(0x9E37_79B9_7F4A_7C15);
         let mut plan: Vec<(i64, i32)> = Vec::with_capacity(SEQUENTIAL_OPS);
@@ -260,7 +284,7 @@ impl Bench {
         Ok(Outcome {
             name,
             unit: "ops/s",
-            raw_label: "",
+            raw_label: label,
             raw: Run::from_ops(raw_lat, raw_total),
             kit: Run::from_ops(kit_lat, kit_total),
             memory: None,

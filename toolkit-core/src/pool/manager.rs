@@ -92,6 +92,8 @@ pub(crate) struct Limits {
     pub(crate) query: Option<Duration>,
     /// Bound on sending a cancel request for an abandoned statement.
     pub(crate) cancel: Duration,
+    /// `StatementMode::Unnamed`: no named statement on the server.
+    pub(crate) unnamed: bool,
 }
 
 /// State shared by the pool's manager, every [`Pool`](super::Pool) handle and every connection.
@@ -112,11 +114,25 @@ pub(crate) struct Shared {
     pub(crate) gate: Arc<tokio::sync::Semaphore>,
     /// Statements that joined a busy connection instead of waiting: a pool metric.
     pub(crate) pipelined: std::sync::atomic::AtomicU64,
+    /// How to open a connection outside the pool (learning statements in `Unnamed` mode).
+    pub(crate) config: Config,
+    pub(crate) connect_timeout: Duration,
+    /// Statements learned in `Unnamed` mode.
+    pub(crate) learned: super::unnamed::Learned,
 }
 
 impl Shared {
-    pub(crate) fn new(target: String, pipeline_depth: usize, max_size: u32) -> Self {
+    pub(crate) fn new(
+        target: String,
+        pipeline_depth: usize,
+        max_size: u32,
+        config: Config,
+        connect_timeout: Duration,
+    ) -> Self {
         Shared {
+            config,
+            connect_timeout,
+            learned: super::unnamed::Learned::default(),
             last_connect_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             target,

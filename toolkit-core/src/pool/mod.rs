@@ -6,6 +6,7 @@ mod connection;
 mod lending;
 mod manager;
 mod session;
+mod unnamed;
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -60,6 +61,8 @@ impl Pool {
             settings.to_string(),
             settings.pipeline_depth,
             settings.max_pool_size,
+            settings.pg_config(),
+            settings.connection_timeout,
         ));
         let manager = Manager {
             config: settings.pg_config(),
@@ -68,6 +71,7 @@ impl Pool {
             limits: Limits {
                 query: settings.query_timeout,
                 cancel: settings.connection_timeout,
+                unnamed: settings.statement_mode == crate::StatementMode::Unnamed,
             },
             connect_timeout: settings.connection_timeout,
             max_lifetime: settings.max_lifetime,

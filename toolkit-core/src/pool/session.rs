@@ -24,6 +24,7 @@ use tokio_postgres::{Client, Row, RowStream, SimpleQueryMessage, Statement};
 
 use super::lending::Lent;
 use super::manager::Marks;
+use super::unnamed::typed;
 use super::Connection;
 use crate::{Error, Result, SqlState};
 
@@ -120,6 +121,12 @@ impl<'a> Session<'a> {
 
     /// Prepares `sql` through the connection's statement cache.
     pub(crate) async fn prepare(&self, sql: &str) -> Result<Statement> {
+        if self.unnamed() {
+            return Err(Error::settings(
+                "statement_mode",
+                "prepare creates a named statement, which StatementMode::Unnamed never does",
+            ));
+        }
         self.guard(async {
             match self.connection() {
                 Some(conn) => conn.statements().prepare(&conn.pg().client, sql).await,
@@ -164,6 +171,11 @@ impl<'a> Session<'a> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
         self.guard(async {
+            if let Some(text) = self.unnamed_text(sql) {
+                let types = self.describe(text).await?;
+                let typed = typed(params, &types.params)?;
+                return Ok(self.client().query_typed_opt(text, &typed).await?);
+            }
             let statement = self.statement(sql).await?;
             match self.client().query_opt(&statement, params).await {
                 Err(err) if self.may_reprepare(&err, sql) => {
@@ -183,6 +195,11 @@ impl<'a> Session<'a> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row> {
         self.guard(async {
+            if let Some(text) = self.unnamed_text(sql) {
+                let types = self.describe(text).await?;
+                let typed = typed(params, &types.params)?;
+                return Ok(self.client().query_typed_one(text, &typed).await?);
+            }
             let statement = self.statement(sql).await?;
             match self.client().query_one(&statement, params).await {
                 Err(err) if self.may_reprepare(&err, sql) => {
@@ -239,6 +256,15 @@ impl<'a> Session<'a> {
         self.guard(operation).await
     }
 
+    /// The SQL text of `sql` when it must be sent unnamed (`StatementMode::Unnamed`); a
+    /// statement the caller prepared is theirs to run.
+    fn unnamed_text<'s>(&self, sql: &'s (impl AsStatement + ?Sized)) -> Option<&'s str> {
+        match sql.source() {
+            Source::Text(text) if self.unnamed() => Some(text),
+            _ => None,
+        }
+    }
+
     /// The prepared statement for `sql`, from the cache when it is text.
     async fn statement(&self, sql: &(impl AsStatement + ?Sized)) -> Result<Statement> {
         match sql.source() {
@@ -257,6 +283,11 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<RowStream> {
+        if let Some(text) = self.unnamed_text(sql) {
+            let types = self.describe(text).await?;
+            let typed = typed(params, &types.params)?;
+            return Ok(self.client().query_typed_raw(text, typed).await?);
+        }
         let statement = self.statement(sql).await?;
         match self
             .client()

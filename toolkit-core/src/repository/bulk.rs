@@ -4,10 +4,11 @@
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures_util::future::{try_join, try_join_all};
+use futures_util::future::{try_join, try_join_all, BoxFuture};
 use futures_util::stream::FuturesOrdered;
+use futures_util::FutureExt;
 use futures_util::{StreamExt, TryStreamExt};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::bind::{refs, Bound};
 use super::copy::{column_types, copy_rows};
@@ -128,21 +129,40 @@ async fn copy_insert<E: Entity>(
             .iter()
             .map(|temp| control::insert_select(table, &sql.insert_names, *temp, &sql.all_names))
             .collect::<Result<Vec<_>>>()?;
-        // Prepared together with the COPY's column types: one round trip for all of them.
+        // The temporary tables have the table's column types; described on the table, the
+        // types are learned once (`Unnamed` mode) whatever the temporary tables are called.
         let client = session.client();
-        let (types, inserts) =
-            try_join(column_types(session, temps[0], &sql.insert_names), async {
-                Ok(try_join_all(texts.iter().map(|text| client.prepare(text))).await?)
-            })
-            .await?;
-        for (part, temp) in parts.iter().zip(&temps) {
-            copy_rows(session, *temp, &types, sql, part).await?;
-        }
+        let no_params = || std::iter::empty::<&(dyn ToSql + Sync)>();
         // Polling the set sends every insert at once; the answers are taken in order.
-        let mut answers: FuturesOrdered<_> = inserts
-            .iter()
-            .map(|insert| client.query_raw(insert, std::iter::empty::<&(dyn ToSql + Sync)>()))
-            .collect();
+        let mut answers: FuturesOrdered<BoxFuture<'_, _>> = FuturesOrdered::new();
+        let types = if session.unnamed() {
+            let types = column_types(session, table, &sql.insert_names).await?;
+            for (part, temp) in parts.iter().zip(&temps) {
+                copy_rows(session, *temp, &types, sql, part).await?;
+            }
+            // No parameters: each insert is one unnamed round trip.
+            for text in &texts {
+                let unnamed = std::iter::empty::<(&(dyn ToSql + Sync), Type)>();
+                answers.push_back(client.query_typed_raw(text, unnamed).boxed());
+            }
+            types
+        } else {
+            // Prepared together with the COPY's column types: one round trip for all of them.
+            let (types, inserts) =
+                try_join(column_types(session, table, &sql.insert_names), async {
+                    Ok(try_join_all(texts.iter().map(|text| client.prepare(text))).await?)
+                })
+                .await?;
+            for (part, temp) in parts.iter().zip(&temps) {
+                copy_rows(session, *temp, &types, sql, part).await?;
+            }
+            for insert in inserts {
+                answers
+                    .push_back(async move { client.query_raw(&insert, no_params()).await }.boxed());
+            }
+            types
+        };
+        drop(types);
         let mut stored = Vec::with_capacity(values.len());
         while let Some(answer) = answers.next().await {
             let mut rows = pin!(answer?);

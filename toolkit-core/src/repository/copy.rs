@@ -31,11 +31,11 @@ pub(super) async fn column_types(
 ) -> Result<Vec<Type>> {
     let describe = control::describe_columns(target, columns)?;
     Ok(session
-        .prepare(&describe)
+        .describe(&describe)
         .await?
-        .columns()
+        .columns
         .iter()
-        .map(|c| c.type_().clone())
+        .map(|(_, ty)| ty.clone())
         .collect())
 }
 

@@ -337,9 +337,9 @@ impl<'e, E: Entity> Find<'e, E> {
             }));
         }
         let session = self.executor.acquire().await?;
-        let statement = session.prepare(&text).await?;
         if let Some(cursor) = cursor {
-            check_cursor_types(&statement, filtered, &slots, cursor)?;
+            let described = session.describe(&text).await?;
+            check_cursor_types(&described.params, filtered, &slots, cursor)?;
         }
         let mut bound = refs(&params);
         bound.push(&fetch);
@@ -348,7 +348,7 @@ impl<'e, E: Entity> Find<'e, E> {
         let mut last: Option<Vec<RawValue>> = None;
         let mut seen = 0usize;
         let mut items = session
-            .query_map(&statement, &bound, |row| {
+            .query_map(&*text, &bound, |row| {
                 seen += 1;
                 if seen == take {
                     last = Some(
@@ -525,12 +525,11 @@ fn cursor_slots<E>(order: &[OrderBy<E>], cursor: &Cursor) -> Vec<(usize, usize)>
 /// The cursor's values must have exactly the types of the columns they are compared with: a
 /// cursor made for another query (or edited) is refused before anything runs.
 fn check_cursor_types(
-    statement: &tokio_postgres::Statement,
+    types: &[Type],
     filtered: usize,
     slots: &[(usize, usize)],
     cursor: &Cursor,
 ) -> Result<()> {
-    let types = statement.params();
     // The cursor's placeholders, then the limit's.
     if types.len() != filtered + slots.len() + 1 {
         return Err(cursor_error("the cursor does not fit this query"));

@@ -130,10 +130,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// ```
     pub async fn query_as(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<E>> {
         let session = self.executor.acquire().await?;
-        let statement = session.prepare(sql).await?;
-        let at = by_name(E::META, statement.columns())?;
+        let described = session.describe(sql).await?;
+        let at = by_name(E::META, &described.columns)?;
         session
-            .query_map(&statement, params, |row| E::from_row_at(&row, &at))
+            .query_map(sql, params, |row| E::from_row_at(&row, &at))
             .await
     }
 }
@@ -171,13 +171,16 @@ fn render_upsert(
 }
 
 /// For each stored column of `meta`, its position in a result with these columns.
-fn by_name(meta: &'static EntityMeta, columns: &[tokio_postgres::Column]) -> Result<Vec<usize>> {
+fn by_name(
+    meta: &'static EntityMeta,
+    columns: &[(String, tokio_postgres::types::Type)],
+) -> Result<Vec<usize>> {
     meta.columns
         .iter()
         .map(|column| {
             columns
                 .iter()
-                .position(|c| c.name() == column.name)
+                .position(|(name, _)| name == column.name)
                 .ok_or_else(|| {
                     Error::invalid_data(
                         meta.display_name(),

@@ -88,6 +88,7 @@ impl TransactionBuilder {
             Some(true) => " DEFERRABLE",
             Some(false) => " NOT DEFERRABLE",
         });
+        sql.push_str(&self.db.settings().begin_suffix());
         sql
     }
 }
