@@ -159,24 +159,42 @@ impl Bench {
         let mut out = Vec::new();
         if wanted("insert_one") {
             self.reset(0).await?;
-            out.push(self.sequential(Sequential::Insert, raw_first, &self.db, "").await?);
+            out.push(
+                self.sequential(Sequential::Insert, raw_first, &self.db, "")
+                    .await?,
+            );
         }
         if wanted("unnamed") {
             self.reset(0).await?;
             let unnamed = &self.unnamed;
-            out.push(self.sequential(Sequential::Insert, raw_first, unnamed, " unnamed").await?);
+            out.push(
+                self.sequential(Sequential::Insert, raw_first, unnamed, " unnamed")
+                    .await?,
+            );
         }
         self.reset(usize::try_from(SEEDED_ROWS)?).await?;
         if wanted("get_by_id") {
-            out.push(self.sequential(Sequential::Get, raw_first, &self.db, "").await?);
+            out.push(
+                self.sequential(Sequential::Get, raw_first, &self.db, "")
+                    .await?,
+            );
         }
         if wanted("unnamed") {
             let unnamed = &self.unnamed;
-            out.push(self.sequential(Sequential::Get, raw_first, unnamed, " unnamed").await?);
-            out.push(self.sequential(Sequential::Update, raw_first, unnamed, " unnamed").await?);
+            out.push(
+                self.sequential(Sequential::Get, raw_first, unnamed, " unnamed")
+                    .await?,
+            );
+            out.push(
+                self.sequential(Sequential::Update, raw_first, unnamed, " unnamed")
+                    .await?,
+            );
         }
         if wanted("update_one") {
-            out.push(self.sequential(Sequential::Update, raw_first, &self.db, "").await?);
+            out.push(
+                self.sequential(Sequential::Update, raw_first, &self.db, "")
+                    .await?,
+            );
         }
         if wanted("get_by_id_concurrent") {
             out.push(
