@@ -486,16 +486,16 @@ impl DatabaseSettings {
         })
     }
 
-    /// What the toolkit adds to each `BEGIN` it sends: in `Unnamed` mode, the session
-    /// settings that startup options would have carried, as `SET LOCAL`.
+    /// In `Unnamed` mode, the `idle_in_transaction_timeout` that startup options would have
+    /// carried, for `SET LOCAL` in each transaction the toolkit begins.
+    pub(crate) fn idle_in_transaction_local(&self) -> Option<Duration> {
+        self.idle_in_transaction_timeout
+            .filter(|_| self.statement_mode == StatementMode::Unnamed)
+    }
+
+    /// What the toolkit adds to each `BEGIN` it sends (see `idle_in_transaction_local`).
     pub(crate) fn begin_suffix(&self) -> String {
-        match (self.statement_mode, self.idle_in_transaction_timeout) {
-            (StatementMode::Unnamed, Some(t)) => format!(
-                "; SET LOCAL idle_in_transaction_session_timeout = {}",
-                t.as_millis()
-            ),
-            _ => String::new(),
-        }
+        begin_suffix(self.idle_in_transaction_local())
     }
 
     /// The driver configuration for one connection made with these settings: connect timeout,
@@ -542,6 +542,17 @@ impl DatabaseSettings {
             config.options(options.join(" "));
         }
         config
+    }
+}
+
+/// `; SET LOCAL idle_in_transaction_session_timeout = <ms>`, or nothing.
+pub(crate) fn begin_suffix(idle_in_transaction: Option<Duration>) -> String {
+    match idle_in_transaction {
+        Some(t) => format!(
+            "; SET LOCAL idle_in_transaction_session_timeout = {}",
+            t.as_millis()
+        ),
+        None => String::new(),
     }
 }
 

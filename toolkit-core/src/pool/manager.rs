@@ -94,6 +94,8 @@ pub(crate) struct Limits {
     pub(crate) cancel: Duration,
     /// `StatementMode::Unnamed`: no named statement on the server.
     pub(crate) unnamed: bool,
+    /// What a `BEGIN` the toolkit sends must carry (`DatabaseSettings::begin_suffix`).
+    pub(crate) idle_in_transaction_local: Option<Duration>,
 }
 
 /// State shared by the pool's manager, every [`Pool`](super::Pool) handle and every connection.

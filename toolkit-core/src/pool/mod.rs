@@ -72,6 +72,7 @@ impl Pool {
                 query: settings.query_timeout,
                 cancel: settings.connection_timeout,
                 unnamed: settings.statement_mode == crate::StatementMode::Unnamed,
+                idle_in_transaction_local: settings.idle_in_transaction_local(),
             },
             connect_timeout: settings.connection_timeout,
             max_lifetime: settings.max_lifetime,

@@ -111,7 +111,15 @@ async fn copy_insert<E: Entity>(
     let names: Vec<String> = parts.iter().map(|_| temp_name()).collect();
     let temps: Vec<TableRef<'_>> = names.iter().map(|n| control::temp_table(n)).collect();
 
-    let mut setup = String::from(if begin { "BEGIN;" } else { "" });
+    let mut setup = String::new();
+    if begin {
+        let idle = session
+            .connection()
+            .and_then(|c| c.pg().limits.idle_in_transaction_local);
+        setup.push_str("BEGIN");
+        setup.push_str(&crate::settings::begin_suffix(idle));
+        setup.push(';');
+    }
     for temp in &temps {
         // ON COMMIT DROP outside a transaction block would drop the table at once.
         setup.push_str(&control::create_temp_like(
