@@ -183,6 +183,15 @@ async fn every_route_works_without_a_named_statement() {
             .unwrap();
         assert_eq!(total, 1 + 10 + 1_000 + 300 - 1 + 1 + 1);
 
+        // A COPY on a borrowed connection would need a transaction the toolkit cannot open.
+        let conn = db.connection().await.unwrap();
+        let err = Repository::<Note>::new(&conn)
+            .insert_many(&[note(7_000)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidData { .. }), "{err:?}");
+        drop(conn);
+
         assert_eq!(
             named(&db).await,
             "0",

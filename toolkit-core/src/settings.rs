@@ -243,11 +243,22 @@ impl DatabaseSettings {
 
     fn from_config(config: &tokio_postgres::Config) -> Result<Self> {
         let mut s = DatabaseSettings::default();
-        let ports = config.get_ports();
+        let hosts_given = config.get_hosts().len();
+        let mut ports = config.get_ports().to_vec();
+        // The URL parser gives each host of the authority a port (5432 when none is written)
+        // and appends those of `?port=`: like libpq, the query's port(s) win.
+        if hosts_given > 0 && ports.len() > hosts_given {
+            let query = ports.split_off(hosts_given);
+            ports = match query.len() {
+                1 => vec![query[0]; hosts_given],
+                _ => query,
+            };
+        }
         let port_of = |i: usize| ports.get(i).or(ports.first()).copied();
         if let Some(&port) = ports.first() {
             s.port = port;
         }
+        let distinct_ports = ports.iter().any(|&p| Some(p) != ports.first().copied());
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
@@ -258,9 +269,9 @@ impl DatabaseSettings {
                     Host::Tcp(name) => name.clone(),
                     Host::Unix(path) => path.to_string_lossy().into_owned(),
                 };
-                // A port of its own where the URL gave one per host.
-                match (host, port_of(i)) {
-                    (Host::Tcp(_), Some(port)) if ports.len() > 1 => format!("{name}:{port}"),
+                // A port of its own where the hosts' ports differ.
+                match port_of(i) {
+                    Some(port) if distinct_ports => format!("{name}:{port}"),
                     _ => name,
                 }
             })
@@ -469,7 +480,13 @@ impl DatabaseSettings {
     fn hosts(&self) -> impl Iterator<Item = (&str, Option<u16>)> {
         self.host.split(',').map(str::trim).map(|entry| {
             if entry.starts_with('/') {
-                return (entry, None);
+                // A socket directory, optionally with its own port: `/run/postgresql:5433`.
+                return match entry.rsplit_once(':') {
+                    Some((dir, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                        (dir, port.parse().ok())
+                    }
+                    _ => (entry, None),
+                };
             }
             if let Some(rest) = entry.strip_prefix('[') {
                 // `[v6]` or `[v6]:port`
@@ -580,6 +597,24 @@ fn check_server_timeout(field: &'static str, value: Option<Duration>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_ports_follow_libpq() {
+        let s = DatabaseSettings::from_url("postgres://u@db/app?port=6432").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("db", 6432));
+        let s = DatabaseSettings::from_url("postgres://u@db1:5433,%2Ftmp:5434/app").unwrap();
+        assert_eq!(s.host, "db1:5433,/tmp:5434");
+        let hosts: Vec<_> = s.hosts().collect();
+        assert_eq!(hosts, [("db1", Some(5433)), ("/tmp", Some(5434))]);
+        let s = DatabaseSettings::from_url("postgres://u@a,b/app?port=7000").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("a,b", 7000));
+        let s = DatabaseSettings::from_url("postgres://u@[::1]:5433,db/app").unwrap();
+        assert_eq!(s.host, "[::1]:5433,db:5432");
+        assert_eq!(
+            s.hosts().collect::<Vec<_>>(),
+            [("::1", Some(5433)), ("db", Some(5432))]
+        );
+    }
 
     fn field_of(err: Error) -> &'static str {
         match err {

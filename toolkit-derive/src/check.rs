@@ -152,6 +152,12 @@ fn check_special(cx: &Ctxt, cont: &Container<'_>) {
                     format!("`{key}` cannot be combined with `{other}`: the toolkit writes this column itself"),
                 ));
             }
+            if key == "version" && field.option_inner().is_some() {
+                cx.syn_error(syn::Error::new(
+                    *span,
+                    "a `version` field cannot be an `Option`: a NULL version never matches, so every save would conflict",
+                ));
+            }
             if key == "soft_delete" && field.option_inner().is_none() {
                 cx.syn_error(syn::Error::new(
                     *span,

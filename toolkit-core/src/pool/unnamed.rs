@@ -5,9 +5,12 @@
 //! Each statement is sent as one unnamed Parse/Bind/Describe/Execute/Sync (tokio-postgres'
 //! `query_typed_raw`), which needs the parameter types up front. They are learned once per
 //! pool and SQL text by preparing the statement and closing it again inside one transaction
-//! (which pins one server connection from the Parse to the Close): on the caller's transaction
-//! when there is one (so it sees tables the transaction created), else on a short-lived
-//! connection of its own, so it never interleaves with another caller's statements.
+//! (which pins one server connection behind a pooler). Outside a transaction that happens on a
+//! short-lived connection of its own, ended by `DEALLOCATE ALL` (which also removes what the
+//! driver prepared to look up domain and custom types), so it never interleaves with another
+//! caller's statements. Inside the caller's transaction it happens there (a second server
+//! connection could be waited for for ever by callers each holding one); a domain or custom
+//! type learned there leaves the driver's lookup statement on that server connection.
 
 use std::sync::{Arc, Mutex};
 
@@ -94,7 +97,13 @@ impl Session<'_> {
             return Ok(described);
         }
         let described = Arc::new(match self.is_in_transaction() {
+            // In the caller's transaction, which pins its server connection: a connection of
+            // our own would wait for a second server connection, and callers all holding one
+            // each could wait for ever. A domain or custom type there leaves the driver's
+            // lookup statement on that server connection (see the module documentation).
             true => learn(self.client(), sql, false).await?,
+            // Else on a connection of its own, whatever the driver prepares there deallocated
+            // before the connection goes.
             false => {
                 let client = connect(&pool.config, pool.connect_timeout)
                     .await

@@ -70,7 +70,7 @@ impl ToSql for RawValue {
         out: &mut BytesMut,
     ) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
         // The query checks the types before it runs; this is the last line of defence.
-        if ty.oid() != self.oid {
+        if !crate::repository::same_format(ty, self.oid) {
             return Err(format!("cursor value of type OID {} bound to {ty}", self.oid).into());
         }
         match &self.bytes {
@@ -150,6 +150,7 @@ impl FromStr for Cursor {
             .step_by(2)
             .map(|i| {
                 text.get(i..i + 2)
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
             })
             .collect::<Option<Vec<u8>>>()

@@ -103,6 +103,7 @@ async fn copy_insert<E: Entity>(
     let (begin, chunks) = match session.lease() {
         Lease::Owned(_) => (true, values.len() / MIN_CHUNK_ROWS),
         _ if session.is_in_transaction() => (false, values.len() / MIN_CHUNK_ROWS),
+        _ if session.unnamed() => return Err(copy_outside_transaction::<E>()),
         _ => (false, 1),
     };
     let parts: Vec<&[E]> = values
@@ -130,6 +131,21 @@ async fn copy_insert<E: Entity>(
         )?);
         setup.push(';');
     }
+    // In `Unnamed` mode the column types are learned before BEGIN: learning needs a server
+    // connection of its own, which callers each holding one could wait for for ever.
+    let learned = match session.unnamed() {
+        true => match column_types(session, table, &sql.insert_names).await {
+            Ok(types) => Some(types),
+            Err(err) => {
+                // Nothing was sent on this connection yet.
+                if let Some(in_doubt) = in_doubt {
+                    in_doubt.settle();
+                }
+                return Err(err);
+            }
+        },
+        false => None,
+    };
     let outcome = async {
         // Inside the block: a failed setup still gets its `ROLLBACK`/`DROP` below.
         session.batch_execute(&setup).await?;
@@ -143,8 +159,7 @@ async fn copy_insert<E: Entity>(
         let no_params = || std::iter::empty::<&(dyn ToSql + Sync)>();
         // Polling the set sends every insert at once; the answers are taken in order.
         let mut answers: FuturesOrdered<BoxFuture<'_, _>> = FuturesOrdered::new();
-        let types = if session.unnamed() {
-            let types = column_types(session, table, &sql.insert_names).await?;
+        let types = if let Some(types) = learned {
             for (part, temp) in parts.iter().zip(&temps) {
                 copy_rows(session, *temp, &types, sql, part).await?;
             }
@@ -220,10 +235,43 @@ pub(super) async fn insert_many<E: Entity>(executor: ExecutorRef<'_>, values: &[
     let table = table_ref(E::META);
     // COPY holds the connection in copy mode: nothing may be pipelined beside it.
     let session = executor.acquire_exclusive().await?;
+    // The driver prepares a COPY by name: in `Unnamed` mode that is only safe inside a
+    // transaction, which pins one server connection behind a pooler until the statement is
+    // closed.
+    let own_transaction = session.unnamed() && !session.is_in_transaction();
+    if own_transaction && !matches!(session.lease(), Lease::Owned(_)) {
+        return Err(copy_outside_transaction::<E>());
+    }
     session
         .run(async {
+            // Learned before BEGIN: learning needs a server connection of its own.
             let types = column_types(&session, table, &sql.insert_names).await?;
-            copy_rows(&session, table, &types, sql, values).await
+            let in_doubt = own_transaction.then(|| session.in_doubt()).flatten();
+            if own_transaction {
+                session.batch_execute("BEGIN").await?;
+            }
+            let copied = copy_rows(&session, table, &types, sql, values).await;
+            if own_transaction {
+                let end = if copied.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                session.batch_execute(end).await?;
+                if let Some(in_doubt) = in_doubt {
+                    in_doubt.settle();
+                }
+            }
+            copied
         })
         .await
+}
+
+/// A COPY on a borrowed connection in `Unnamed` mode: the toolkit cannot open a transaction
+/// there (the caller may be inside one it cannot see), and without one the COPY's statement
+/// could be left on a pooler's server connection.
+fn copy_outside_transaction<E: Entity>() -> Error {
+    Error::invalid_data(
+        E::META.display_name(),
+        "",
+        "in StatementMode::Unnamed a COPY (insert_many, create_bulk above 256 rows) needs a \
+         transaction: run it on a Database, a Pool or a Transaction, not a borrowed Connection",
+        None,
+    )
 }

@@ -8,7 +8,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::bind::{base_type, refs, Bound};
 use super::executor::ExecutorRef;
-use super::statements::{live, small, table_ref, with, EntitySql, ShapeKind};
+use super::statements::{bump, live, small, table_ref, with, EntitySql, ShapeKind};
 use crate::entity::private::Param;
 use crate::entity::Entity;
 use crate::query::{Cursor, Filter, OrderBy, Page, RawValue};
@@ -232,7 +232,11 @@ impl<'e, E: Entity> Find<'e, E> {
         self.filter_shape(&mut key);
         let text = sql.shaped(&key, || {
             let names: Vec<&str> = columns.iter().map(|&i| meta.columns[i].name).collect();
-            let update = Update::table(table_ref(meta)).set(&names);
+            let mut update = Update::table(table_ref(meta)).set(&names);
+            // Rows changed in bulk are changed: a copy read before must not save over them.
+            if let Some(version) = meta.version.and_then(|i| meta.columns.get(i)) {
+                update = update.set_raw(version.name, bump(version.name)?);
+            }
             let update = match self.condition(!self.with_deleted)? {
                 Some(condition) => update.filter(condition),
                 None => update.all_rows(),
@@ -297,6 +301,7 @@ impl<'e, E: Entity> Find<'e, E> {
         let sql = EntitySql::of::<E>()?;
         let mut key = vec![ShapeKind::Page as u32];
         self.filter_shape(&mut key);
+        key.push(small(order.len()));
         for o in &order {
             key.extend([small(o.index), o.order as u32, o.nulls as u32]);
         }
@@ -537,7 +542,7 @@ fn check_cursor_types(
     for (k, &(value, _)) in slots.iter().enumerate() {
         let ty = base_type(&types[filtered + k]);
         let value = &cursor.values[value];
-        if ty.oid() != value.oid {
+        if !same_format(ty, value.oid) {
             return Err(cursor_error(
                 "the cursor's values do not fit this query's columns",
             ));
@@ -550,6 +555,16 @@ fn check_cursor_types(
         }
     }
     Ok(())
+}
+
+/// A cursor value of type `oid` can bind to a parameter of type `ty`: the same type, or one
+/// with the same binary format (a `varchar` column is compared through `text` operators, so
+/// its placeholder is `text`).
+pub(crate) fn same_format(ty: &Type, oid: u32) -> bool {
+    const TEXT: [Type; 4] = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME];
+    const INET: [Type; 2] = [Type::INET, Type::CIDR];
+    let in_group = |group: &[Type]| group.contains(ty) && group.iter().any(|t| t.oid() == oid);
+    ty.oid() == oid || in_group(&TEXT) || in_group(&INET)
 }
 
 fn cursor_error(message: &str) -> Error {

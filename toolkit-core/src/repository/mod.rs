@@ -17,6 +17,7 @@ use bind::{refs, Bound};
 use statements::EntitySql;
 
 pub use executor::{Executor, ExecutorRef};
+pub(crate) use find::same_format;
 pub use find::Find;
 
 /// Typed CRUD for entity `E` on an executor: a [`Database`](crate::Database) (a connection is

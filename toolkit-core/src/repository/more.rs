@@ -109,7 +109,12 @@ impl<'e, E: Entity> Repository<'e, E> {
             }
             columns => columns.to_vec(),
         };
-        let mut key = vec![ShapeKind::Upsert as u32, small(on.len())];
+        // By key (which may add the key to the written columns) or by named columns.
+        let mut key = vec![
+            ShapeKind::Upsert as u32,
+            u32::from(target.is_empty()),
+            small(on.len()),
+        ];
         key.extend(on.iter().map(|&c| small(c)));
         let text = sql.shaped(&key, || render_upsert(meta, sql, &written, &on))?;
         let params = Bound::fields(value, &written)?;

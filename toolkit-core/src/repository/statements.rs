@@ -293,7 +293,7 @@ fn soft_delete_column(meta: &'static EntityMeta) -> Result<Option<&'static str>>
 }
 
 /// `"<version>" + 1`: built from the quoted, validated name, so no input reaches the text.
-fn bump(version: &str) -> Result<RawSql> {
+pub(crate) fn bump(version: &str) -> Result<RawSql> {
     Ok(RawSql::new_unchecked(format!(
         "{} + 1",
         quote_ident(version)?

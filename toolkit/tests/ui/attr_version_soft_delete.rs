@@ -5,8 +5,9 @@ pub struct Doc {
     pub id: i64,
     #[entity(version)]
     pub version: i32,
+    // A NULL version would never match: not an `Option`.
     #[entity(version)]
-    pub revision: i32,
+    pub revision: Option<i32>,
     // NULL means live: it must be an `Option`.
     #[entity(soft_delete)]
     pub deleted: bool,
