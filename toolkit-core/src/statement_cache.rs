@@ -42,10 +42,7 @@ impl StatementCache {
         }
         let statement = client.prepare(sql).await?;
         if let Ok(mut cache) = entries.lock() {
-            cache.put(sql.into(), statement.clone());
-            while cache.len() > self.capacity {
-                cache.pop_lru();
-            }
+            put_bounded(&mut cache, sql, statement.clone(), self.capacity);
         }
         Ok(statement)
     }
@@ -63,5 +60,19 @@ impl StatementCache {
             .as_ref()
             .and_then(|e| e.lock().ok())
             .map_or(0, |cache| cache.len())
+    }
+}
+
+/// Inserts into an LRU kept unbounded (so that its capacity is never allocated up front),
+/// evicting the least recently used entries beyond `capacity`.
+pub(crate) fn put_bounded<V>(
+    cache: &mut LruCache<Box<str>, V>,
+    key: &str,
+    value: V,
+    capacity: usize,
+) {
+    cache.put(key.into(), value);
+    while cache.len() > capacity {
+        cache.pop_lru();
     }
 }

@@ -24,7 +24,6 @@ use tokio_postgres::{Client, Row, RowStream, SimpleQueryMessage, Statement};
 
 use super::lending::Lent;
 use super::manager::Marks;
-use super::unnamed::typed;
 use super::Connection;
 use crate::{Error, Result, SqlState};
 
@@ -172,8 +171,7 @@ impl<'a> Session<'a> {
     ) -> Result<Option<Row>> {
         self.guard(async {
             if let Some(text) = self.unnamed_text(sql) {
-                let types = self.describe(text).await?;
-                let typed = typed(params, &types.params)?;
+                let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_opt(text, &typed).await?);
             }
             let statement = self.statement(sql).await?;
@@ -196,8 +194,7 @@ impl<'a> Session<'a> {
     ) -> Result<Row> {
         self.guard(async {
             if let Some(text) = self.unnamed_text(sql) {
-                let types = self.describe(text).await?;
-                let typed = typed(params, &types.params)?;
+                let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_one(text, &typed).await?);
             }
             let statement = self.statement(sql).await?;
@@ -284,8 +281,7 @@ impl<'a> Session<'a> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<RowStream> {
         if let Some(text) = self.unnamed_text(sql) {
-            let types = self.describe(text).await?;
-            let typed = typed(params, &types.params)?;
+            let typed = self.typed(text, params).await?;
             return Ok(self.client().query_typed_raw(text, typed).await?);
         }
         let statement = self.statement(sql).await?;

@@ -20,6 +20,7 @@ use tokio_postgres::{Client, Statement};
 
 use super::manager::connect;
 use super::Session;
+use crate::statement_cache::put_bounded;
 use crate::{Error, Result};
 
 /// What the server says about a statement: its parameter types and its result columns.
@@ -68,10 +69,7 @@ impl Learned {
 
     fn put(&self, sql: &str, described: Arc<Described>) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.put(sql.into(), described);
-            while entries.len() > self.capacity {
-                entries.pop_lru();
-            }
+            put_bounded(&mut entries, sql, described, self.capacity);
         }
     }
 }
@@ -81,6 +79,33 @@ impl Session<'_> {
     pub(crate) fn unnamed(&self) -> bool {
         self.connection()
             .is_some_and(|conn| conn.pg().limits.unnamed)
+    }
+
+    /// `params` paired with the types `sql` takes, learned once per pool: what an unnamed
+    /// statement is sent with.
+    pub(crate) async fn typed<'p>(
+        &self,
+        sql: &str,
+        params: &[&'p (dyn ToSql + Sync)],
+    ) -> Result<Vec<(&'p (dyn ToSql + Sync), Type)>> {
+        let described = self.describe(sql).await?;
+        if params.len() != described.params.len() {
+            return Err(Error::invalid_data(
+                "",
+                "parameters",
+                format!(
+                    "the statement takes {} parameters, {} were given",
+                    described.params.len(),
+                    params.len()
+                ),
+                None,
+            ));
+        }
+        Ok(params
+            .iter()
+            .copied()
+            .zip(described.params.iter().cloned())
+            .collect())
     }
 
     /// Parameter types and result columns of `sql`: from the connection's statement cache in
@@ -140,24 +165,4 @@ async fn learn(client: &Client, sql: &str, begin: bool) -> Result<Described> {
         client.batch_execute(end).await?;
     }
     Ok(described?)
-}
-
-/// The parameters paired with the types the statement takes.
-pub(crate) fn typed<'p>(
-    params: &[&'p (dyn ToSql + Sync)],
-    types: &[Type],
-) -> Result<Vec<(&'p (dyn ToSql + Sync), Type)>> {
-    if params.len() != types.len() {
-        return Err(Error::invalid_data(
-            "",
-            "parameters",
-            format!(
-                "the statement takes {} parameters, {} were given",
-                types.len(),
-                params.len()
-            ),
-            None,
-        ));
-    }
-    Ok(params.iter().copied().zip(types.iter().cloned()).collect())
 }

@@ -97,6 +97,12 @@ impl<E> fmt::Debug for OrderBy<E> {
 }
 
 impl<E> OrderBy<E> {
+    /// The item as words of a statement's shape key: column, direction, NULLs placement.
+    pub(crate) fn shape(&self) -> [u32; 3] {
+        let index = u32::try_from(self.index).unwrap_or(u32::MAX);
+        [index, self.order as u32, self.nulls as u32]
+    }
+
     /// Column `index` ascending (the key, as pagination's tie-breaker).
     pub(crate) fn ascending(index: usize) -> Self {
         OrderBy {

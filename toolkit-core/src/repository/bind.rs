@@ -118,10 +118,13 @@ impl ToSql for Bound<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// Scalar text types, whose binary format is the bytes of the text (in arrays, length words
-/// hold zero bytes; the server still refuses a NUL there).
+/// Scalar text types: their binary format is the bytes of the text, the same for all four.
+pub(crate) const TEXT_TYPES: [Type; 4] = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME];
+
+/// A scalar text type (in arrays, length words hold zero bytes; the server still refuses a NUL
+/// there).
 fn is_text(ty: &Type) -> bool {
-    [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty)
+    TEXT_TYPES.contains(ty)
 }
 
 pub(crate) fn base_type(ty: &Type) -> &Type {
@@ -129,6 +132,31 @@ pub(crate) fn base_type(ty: &Type) -> &Type {
         Kind::Domain(inner) => base_type(inner),
         _ => ty,
     }
+}
+
+/// The columns of `columns` that `patch` sets, and their parameters. A patch that sets none
+/// is [`Error::InvalidData`](crate::Error): nothing is sent.
+pub(crate) fn patched<'p, E: Entity>(
+    patch: &'p E::Patch,
+    columns: &[usize],
+) -> Result<(Vec<usize>, Vec<Bound<'p>>)> {
+    let mut set = Vec::new();
+    let mut params = Vec::new();
+    for &index in columns {
+        if let Some(param) = E::patch_param(patch, index) {
+            set.push(index);
+            params.push(Bound::param::<E>(param?, index));
+        }
+    }
+    if params.is_empty() {
+        return Err(crate::Error::invalid_data(
+            E::META.display_name(),
+            "patch",
+            "the patch sets no column; nothing to update",
+            None,
+        ));
+    }
+    Ok((set, params))
 }
 
 /// The parameters as the driver takes them.

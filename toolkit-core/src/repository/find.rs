@@ -6,9 +6,9 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt, TryFutureExt};
 use tokio_postgres::types::{ToSql, Type};
 
-use super::bind::{base_type, refs, Bound};
+use super::bind::{base_type, patched, refs, Bound, TEXT_TYPES};
 use super::executor::ExecutorRef;
-use super::statements::{bump, live, small, table_ref, with, EntitySql, ShapeKind};
+use super::statements::{bump, live, small, special_column, table_ref, with, EntitySql, ShapeKind};
 use crate::entity::private::Param;
 use crate::entity::Entity;
 use crate::query::{Cursor, Filter, OrderBy, Page, RawValue};
@@ -175,13 +175,13 @@ impl<'e, E: Entity> Find<'e, E> {
         let mut key = vec![ShapeKind::Delete as u32];
         self.filter_shape(&mut key);
         let text = sql.shaped(&key, || {
-            let soft = meta.soft_delete.and_then(|i| meta.columns.get(i));
+            let soft = special_column(meta, meta.soft_delete)?;
             // A soft delete stamps the rows not yet deleted, whatever `with_deleted` says.
             let condition = self.condition(soft.is_some())?;
             let statement = match soft {
                 Some(column) => {
                     let update =
-                        Update::table(table_ref(meta)).set_raw(column.name, RawSql::new("now()"));
+                        Update::table(table_ref(meta)).set_raw(column, RawSql::new("now()"));
                     match condition {
                         Some(condition) => update.filter(condition),
                         None => update.all_rows(),
@@ -211,22 +211,7 @@ impl<'e, E: Entity> Find<'e, E> {
         self.no_window("update")?;
         let sql = EntitySql::of::<E>()?;
         let meta = E::META;
-        let mut columns = Vec::new();
-        let mut params = Vec::new();
-        for &index in &sql.update_columns {
-            if let Some(param) = E::patch_param(&patch, index) {
-                columns.push(index);
-                params.push(Bound::param::<E>(param?, index));
-            }
-        }
-        if params.is_empty() {
-            return Err(Error::invalid_data(
-                meta.display_name(),
-                "patch",
-                "the patch sets no column; nothing to update",
-                None,
-            ));
-        }
+        let (columns, mut params) = patched::<E>(&patch, &sql.update_columns)?;
         let mut key = vec![ShapeKind::Update as u32, small(columns.len())];
         key.extend(columns.iter().map(|&c| small(c)));
         self.filter_shape(&mut key);
@@ -234,8 +219,8 @@ impl<'e, E: Entity> Find<'e, E> {
             let names: Vec<&str> = columns.iter().map(|&i| meta.columns[i].name).collect();
             let mut update = Update::table(table_ref(meta)).set(&names);
             // Rows changed in bulk are changed: a copy read before must not save over them.
-            if let Some(version) = meta.version.and_then(|i| meta.columns.get(i)) {
-                update = update.set_raw(version.name, bump(version.name)?);
+            if let Some(version) = special_column(meta, meta.version)? {
+                update = update.set_raw(version, bump(version)?);
             }
             let update = match self.condition(!self.with_deleted)? {
                 Some(condition) => update.filter(condition),
@@ -303,7 +288,7 @@ impl<'e, E: Entity> Find<'e, E> {
         self.filter_shape(&mut key);
         key.push(small(order.len()));
         for o in &order {
-            key.extend([small(o.index), o.order as u32, o.nulls as u32]);
+            key.extend(o.shape());
         }
         // The SQL differs with which cursor values are NULL.
         match cursor {
@@ -384,7 +369,7 @@ impl<'e, E: Entity> Find<'e, E> {
         self.filter_shape(&mut key);
         key.push(small(self.order.len()));
         for o in &self.order {
-            key.extend([small(o.index), o.order as u32, o.nulls as u32]);
+            key.extend(o.shape());
         }
         key.extend([u32::from(limit.is_some()), u32::from(self.offset.is_some())]);
         let text = sql.shaped(&key, || {
@@ -548,7 +533,7 @@ fn check_cursor_types(
             ));
         }
         // The server would refuse text that is not UTF-8 with a SQL error.
-        let text = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty);
+        let text = TEXT_TYPES.contains(ty);
         let bytes = value.bytes.as_deref();
         if text && bytes.is_some_and(|b| std::str::from_utf8(b).is_err()) {
             return Err(cursor_error("the cursor holds text that is not UTF-8"));
@@ -561,10 +546,9 @@ fn check_cursor_types(
 /// with the same binary format (a `varchar` column is compared through `text` operators, so
 /// its placeholder is `text`).
 pub(crate) fn same_format(ty: &Type, oid: u32) -> bool {
-    const TEXT: [Type; 4] = [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME];
     const INET: [Type; 2] = [Type::INET, Type::CIDR];
     let in_group = |group: &[Type]| group.contains(ty) && group.iter().any(|t| t.oid() == oid);
-    ty.oid() == oid || in_group(&TEXT) || in_group(&INET)
+    ty.oid() == oid || in_group(&TEXT_TYPES) || in_group(&INET)
 }
 
 fn cursor_error(message: &str) -> Error {

@@ -135,22 +135,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         let id = id.borrow();
         let sql = EntitySql::of::<E>()?;
         let meta = E::META;
-        let mut columns = Vec::new();
-        let mut params = Vec::new();
-        for &index in &sql.update_columns {
-            if let Some(param) = E::patch_param(&patch, index) {
-                columns.push(index);
-                params.push(Bound::param::<E>(param?, index));
-            }
-        }
-        if params.is_empty() {
-            return Err(Error::invalid_data(
-                meta.display_name(),
-                "patch",
-                "the patch sets no column; nothing to update",
-                None,
-            ));
-        }
+        let (columns, mut params) = bind::patched::<E>(&patch, &sql.update_columns)?;
         let expected = match meta.version {
             Some(version) => E::patch_param(&patch, version)
                 .transpose()?

@@ -4,7 +4,7 @@ use tokio_postgres::types::ToSql;
 
 use super::bind::{refs, Bound};
 use super::find::Find;
-use super::statements::{small, table_ref, EntitySql, ShapeKind};
+use super::statements::{small, special_column, table_ref, EntitySql, ShapeKind};
 use super::Repository;
 use crate::entity::private::Param;
 use crate::entity::{Entity, EntityMeta};
@@ -34,10 +34,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         let sql = EntitySql::of::<E>()?;
         let meta = E::META;
         let text = sql.shaped(&[ShapeKind::GetMany as u32], || {
-            let live = meta
-                .soft_delete
-                .and_then(|i| meta.columns.get(i))
-                .map(|c| c.name);
+            let live = special_column(meta, meta.soft_delete)?;
             control::select_by_keys(
                 table_ref(meta),
                 &sql.all_names,

@@ -106,7 +106,7 @@ impl EntitySql {
         } else {
             let mut update = Update::table(table).set(&names(&update_columns));
             let mut filter = col(key).eq();
-            if let Some(version) = version_column(meta)? {
+            if let Some(version) = special_column(meta, meta.version)? {
                 update = update.set_raw(version, bump(version)?);
                 filter = filter.and(col(version).eq());
             }
@@ -118,7 +118,7 @@ impl EntitySql {
                     .into_sql(),
             )
         };
-        let delete = match soft_delete_column(meta)? {
+        let delete = match special_column(meta, meta.soft_delete)? {
             Some(column) => Update::table(table)
                 .set_raw(column, RawSql::new("now()"))
                 .filter(by_key())
@@ -151,7 +151,7 @@ impl EntitySql {
                 .filter(col(key).eq())
                 .build()?
                 .into_sql(),
-            restore: match soft_delete_column(meta)? {
+            restore: match special_column(meta, meta.soft_delete)? {
                 Some(column) => Some(
                     Update::table(table)
                         .set_raw(column, RawSql::new("NULL"))
@@ -215,7 +215,7 @@ impl EntitySql {
             let all: Vec<&str> = meta.columns.iter().map(|c| c.name).collect();
             let mut update = Update::table(table_ref(meta)).set(&names);
             let mut filter = col(meta.key_column()?.name).eq();
-            if let Some(version) = version_column(meta)? {
+            if let Some(version) = special_column(meta, meta.version)? {
                 update = update.set_raw(version, bump(version)?);
                 if check_version {
                     filter = filter.and(col(version).eq());
@@ -270,19 +270,12 @@ pub(crate) fn with(
     }
 }
 
-fn version_column(meta: &'static EntityMeta) -> Result<Option<&'static str>> {
-    meta.version
-        .map(|i| {
-            meta.columns
-                .get(i)
-                .map(|c| c.name)
-                .ok_or_else(|| no_such_column(i, meta))
-        })
-        .transpose()
-}
-
-fn soft_delete_column(meta: &'static EntityMeta) -> Result<Option<&'static str>> {
-    meta.soft_delete
+/// The name of the column at `index` (the entity's `version` or `soft_delete`), if it has one.
+pub(crate) fn special_column(
+    meta: &'static EntityMeta,
+    index: Option<usize>,
+) -> Result<Option<&'static str>> {
+    index
         .map(|i| {
             meta.columns
                 .get(i)
