@@ -26,6 +26,25 @@ pub async fn fresh_db() -> (TestDatabase, Database) {
     (tdb, db)
 }
 
+/// A database on a fresh test database with its settings adjusted, after running `schema` over
+/// an admin connection (the pool stays unopened).
+pub async fn db_with(
+    schema: &str,
+    adjust: impl FnOnce(DatabaseSettings) -> DatabaseSettings,
+) -> (TestDatabase, Database) {
+    let (tdb, settings) = fresh().await;
+    let db = Database::new(adjust(settings)).unwrap();
+    if !schema.is_empty() {
+        tdb.connect()
+            .await
+            .unwrap()
+            .batch_execute(schema)
+            .await
+            .unwrap();
+    }
+    (tdb, db)
+}
+
 /// A loopback port nothing listens on.
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use toolkit::testing::TestDatabase;
 use toolkit::{Database, DatabaseSettings, Entity, Error, Repository, SqlState};
-use toolkit_tests::{assert_clean, backends_named, fresh};
+use toolkit_tests::{assert_clean, backends_named, db_with};
 
 /// Every test must finish well within this, even when a connection leaks.
 const TEST_DEADLINE: Duration = Duration::from_secs(30);
@@ -17,24 +17,6 @@ async fn bounded<T>(body: impl Future<Output = T>) -> T {
     tokio::time::timeout(TEST_DEADLINE, body)
         .await
         .expect("test deadline")
-}
-
-/// A database on a fresh test database with its settings adjusted, after running `schema`.
-async fn db_with(
-    schema: &str,
-    adjust: impl FnOnce(DatabaseSettings) -> DatabaseSettings,
-) -> (TestDatabase, Database) {
-    let (tdb, settings) = fresh().await;
-    let db = Database::new(adjust(settings)).unwrap();
-    if !schema.is_empty() {
-        tdb.connect()
-            .await
-            .unwrap()
-            .batch_execute(schema)
-            .await
-            .unwrap();
-    }
-    (tdb, db)
 }
 
 async fn backend_pid(conn: &toolkit::Connection) -> i32 {

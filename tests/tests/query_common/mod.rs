@@ -7,8 +7,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use toolkit::testing::TestDatabase;
-use toolkit::{Cursor, Database, DatabaseSettings, Entity, Find, Repository};
-use toolkit_tests::fresh;
+use toolkit::{Cursor, Database, Entity, Find, Repository};
+pub(crate) use toolkit_tests::db_with;
 
 /// Every test finishes well within this, or fails.
 pub(crate) const TEST_DEADLINE: Duration = Duration::from_secs(120);
@@ -20,22 +20,6 @@ pub(crate) async fn bounded<T>(body: impl Future<Output = T>) -> T {
     tokio::time::timeout(TEST_DEADLINE, body)
         .await
         .expect("test deadline")
-}
-
-/// A database on a fresh test database with its settings adjusted, after running `schema`.
-pub(crate) async fn db_with(
-    schema: &str,
-    adjust: impl FnOnce(DatabaseSettings) -> DatabaseSettings,
-) -> (TestDatabase, Database) {
-    let (tdb, settings) = fresh().await;
-    let db = Database::new(adjust(settings)).unwrap();
-    db.connection()
-        .await
-        .unwrap()
-        .batch_execute(schema)
-        .await
-        .unwrap();
-    (tdb, db)
 }
 
 pub(crate) async fn items_db() -> (TestDatabase, Database) {
