@@ -39,6 +39,8 @@ pub struct TestCluster {
 pub struct TestClusterBuilder {
     password: Option<String>,
     settings: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>)>,
+    hba: Vec<String>,
 }
 
 impl TestClusterBuilder {
@@ -51,6 +53,21 @@ impl TestClusterBuilder {
     /// Adds a `postgresql.conf` line `name = 'value'`.
     pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.settings.push((name.into(), value.into()));
+        self
+    }
+
+    /// Writes a file into the data directory before the server starts (mode 0600, owned by
+    /// the server's user): certificates and keys, e.g. `server.crt` for `ssl_cert_file`.
+    pub fn file(mut self, name: impl Into<String>, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((name.into(), contents.into()));
+        self
+    }
+
+    /// Puts a `pg_hba.conf` line before initdb's own (the first matching line wins), e.g.
+    /// `hostssl all all 127.0.0.1/32 trust clientcert=verify-full`. With any line given,
+    /// initdb's TCP lines are dropped, so only these decide over TCP.
+    pub fn hba(mut self, line: impl Into<String>) -> Self {
+        self.hba.push(line.into());
         self
     }
 
@@ -134,6 +151,7 @@ impl TestCluster {
             watchdog: None,
         };
         cluster.initdb()?;
+        cluster.write_files(&options)?;
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
         let mut conf = String::from(
             "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n\
@@ -177,6 +195,32 @@ impl TestCluster {
             }
         }
         run(cmd, "initdb")?;
+        Ok(())
+    }
+
+    fn write_files(&self, options: &TestClusterBuilder) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, contents) in &options.files {
+            let path = self.data_dir().join(name);
+            fs::write(&path, contents)?;
+            // The server refuses a private key others can read.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            self.chown(&path)?;
+        }
+        if !options.hba.is_empty() {
+            let path = self.data_dir().join("pg_hba.conf");
+            let initdb_lines = fs::read_to_string(&path)?;
+            let mut hba = options.hba.join("\n");
+            hba.push('\n');
+            for line in initdb_lines.lines() {
+                if !line.trim_start().starts_with("host") {
+                    hba.push_str(line);
+                    hba.push('\n');
+                }
+            }
+            fs::write(&path, hba)?;
+            self.chown(&path)?;
+        }
         Ok(())
     }
 
