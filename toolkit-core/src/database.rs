@@ -40,6 +40,9 @@ pub struct Database {
 
 struct Inner {
     settings: DatabaseSettings,
+    /// Built once from the settings (certificate files read at `new`), shared by the pool,
+    /// its cancel requests and pings.
+    tls: crate::pool::Connector,
     /// Read on every checkout, written only when the pool is created or closed.
     pool: RwLock<Option<Pool>>,
     /// Serialises pool creation so two concurrent first calls create one pool, not two.
@@ -60,9 +63,11 @@ impl Database {
     /// Validates the settings; no network I/O happens until the pool is needed.
     pub fn new(settings: DatabaseSettings) -> Result<Database> {
         settings.validate()?;
+        let tls = crate::pool::connector(&settings)?;
         Ok(Database {
             inner: Arc::new(Inner {
                 settings,
+                tls,
                 pool: RwLock::new(None),
                 creating: tokio::sync::Mutex::new(()),
                 callbacks: tokio::sync::Mutex::new(Vec::new()),
@@ -100,7 +105,7 @@ impl Database {
         if let Some(pool) = self.current_pool() {
             return Ok(pool);
         }
-        let pool = Pool::create(&self.inner.settings).await?;
+        let pool = Pool::create(&self.inner.settings, self.inner.tls.clone()).await?;
         if let Ok(mut slot) = self.inner.pool.write() {
             *slot = Some(pool.clone());
         }
@@ -170,11 +175,11 @@ impl Database {
         let config = settings.pg_config();
         let mut attempts = settings.connect_retry.attempts();
         loop {
-            let err = match ping_once(&config, settings.connection_timeout).await {
+            let err = match ping_once(&config, &self.inner.tls, settings.connection_timeout).await {
                 Ok(()) => return Ok(()),
                 Err(err) => err,
             };
-            if !attempts.retry(true).await {
+            if !attempts.retry(!err.is_permanent()).await {
                 let message = format!(
                     "cannot reach {settings} after {} attempt(s): {}",
                     attempts.made(),
@@ -235,10 +240,39 @@ impl Database {
     }
 }
 
-async fn ping_once(config: &tokio_postgres::Config, limit: Duration) -> Result<(), ConnectFailure> {
+impl DatabaseSettings {
+    /// Opens one connection outside any pool, made as the pool makes its own (hosts, TLS,
+    /// timeouts, session settings), its driver task spawned on the current runtime. For what a
+    /// pooled connection cannot be: a `LISTEN` session, a long-lived session of its own.
+    /// Validates the settings first; a failure is [`Error::Connection`] saying why.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> toolkit_core::Result<()> {
+    /// let settings = toolkit_core::DatabaseSettings::from_env()?;
+    /// let client = settings.connect().await?;
+    /// client.batch_execute("LISTEN jobs").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(&self) -> Result<tokio_postgres::Client> {
+        self.validate()?;
+        let tls = crate::pool::connector(self)?;
+        crate::pool::connect(&self.pg_config(), &tls, self.connection_timeout)
+            .await
+            .map_err(|err| {
+                let message = format!("cannot connect to {self}: {}", DisplayChain(&err));
+                Error::connection(message, err.into_source())
+            })
+    }
+}
+
+async fn ping_once(
+    config: &tokio_postgres::Config,
+    tls: &crate::pool::Connector,
+    limit: Duration,
+) -> Result<(), ConnectFailure> {
     // Bounded like a pooled connect, and the `SELECT 1` too, so a server that accepts the
     // socket and then goes silent fails the ping.
-    let client = crate::pool::connect(config, limit).await?;
+    let client = crate::pool::connect(config, tls, limit).await?;
     match tokio::time::timeout(limit, client.simple_query("SELECT 1")).await {
         Ok(answer) => answer.map(drop).map_err(ConnectFailure::Driver),
         Err(_) => Err(ConnectFailure::TimedOut(limit)),

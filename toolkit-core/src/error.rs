@@ -129,6 +129,14 @@ pub enum Error {
 pub(crate) enum ConnectFailure {
     #[error(transparent)]
     Driver(#[from] tokio_postgres::Error),
+    /// Failed in TLS: a certificate refused, or TLS required of a server without it. Retrying
+    /// cannot help, so callers that retry stop at once.
+    #[error("{why}")]
+    Tls {
+        why: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     #[error("connecting (TCP, startup and authentication) took longer than {0:?}")]
     TimedOut(Duration),
     #[error("the pool is closed")]
@@ -141,6 +149,19 @@ impl ConnectFailure {
         match self {
             ConnectFailure::Driver(err) => Box::new(err),
             other => Box::new(other),
+        }
+    }
+
+    /// Failed the same way at every attempt: the setup, not the moment, is wrong.
+    pub(crate) fn is_permanent(&self) -> bool {
+        matches!(self, ConnectFailure::Tls { .. })
+    }
+
+    /// The driver's error, wherever this failure keeps it.
+    fn driver(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            ConnectFailure::Driver(err) | ConnectFailure::Tls { source: err, .. } => Some(err),
+            _ => None,
         }
     }
 }
@@ -158,8 +179,9 @@ impl Error {
             if let Some(pg) = err.downcast_ref::<tokio_postgres::Error>() {
                 return Some(pg);
             }
-            if let Some(ConnectFailure::Driver(pg)) =
-                err.downcast_ref::<Arc<ConnectFailure>>().map(|f| &**f)
+            if let Some(pg) = err
+                .downcast_ref::<Arc<ConnectFailure>>()
+                .and_then(|f| f.driver())
             {
                 return Some(pg);
             }

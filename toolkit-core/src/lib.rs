@@ -25,7 +25,7 @@ pub use pool::{AsStatement, Connection, Pool, PoolState};
 pub use query::{Col, Cursor, Filter, IntoValue, OrderBy, Page};
 pub use repository::{Executor, ExecutorRef, Find, Repository};
 pub use retry::RetryPolicy;
-pub use settings::{DatabaseSettings, StatementMode, TargetSessionAttrs};
+pub use settings::{DatabaseSettings, SslMode, StatementMode, TargetSessionAttrs};
 pub use transaction::{
     DataManager, IsolationLevel, Savepoint, SchemaManager, Transaction, TransactionBuilder,
     TransactionManager,

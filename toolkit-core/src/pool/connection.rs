@@ -5,7 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::manager::{Manager, Marks, PgConnection};
 use crate::statement_cache::StatementCache;
@@ -75,9 +75,10 @@ impl Connection {
         let pg = self.pg();
         let token = pg.client.cancel_token();
         let limit = pg.limits.cancel;
+        let tls = pg.pool.tls.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = tokio::time::timeout(limit, token.cancel_query(NoTls)).await;
+                let _ = tokio::time::timeout(limit, token.cancel_query(tls)).await;
             });
         }
     }

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use super::lending::Progress;
+use super::tls::{self, Connector};
 use crate::error::ConnectFailure;
 use crate::statement_cache::StatementCache;
 
@@ -16,10 +17,18 @@ use crate::statement_cache::StatementCache;
 /// startup and authentication. The driver's own `connect_timeout` covers only the TCP connect,
 /// so a server (or network) that accepts the socket and then goes silent would otherwise hold
 /// the caller for as long as the kernel keeps the socket.
-pub(crate) async fn connect(config: &Config, limit: Duration) -> Result<Client, ConnectFailure> {
-    let (client, connection) = tokio::time::timeout(limit, config.connect(NoTls))
+pub(crate) async fn connect(
+    config: &Config,
+    tls: &Connector,
+    limit: Duration,
+) -> Result<Client, ConnectFailure> {
+    let (client, connection) = tokio::time::timeout(limit, config.connect(tls.clone()))
         .await
-        .map_err(|_| ConnectFailure::TimedOut(limit))??;
+        .map_err(|_| ConnectFailure::TimedOut(limit))?
+        .map_err(|err| match tls::explain(&err) {
+            Some(why) => ConnectFailure::Tls { why, source: err },
+            None => ConnectFailure::Driver(err),
+        })?;
     // The task ends by itself once the client is dropped or the socket closes.
     tokio::spawn(connection);
     Ok(client)
@@ -103,6 +112,9 @@ pub(crate) struct Shared {
     /// The most recent connect failure, kept until a connect succeeds, so a pool timeout can
     /// say why no connection could be opened (bb8 itself only reports "timed out").
     last_connect_error: Mutex<Option<Arc<ConnectFailure>>>,
+    /// Woken when a connect failed in a way no retry cures (TLS refused): bb8 would retry it
+    /// until `pool_timeout`, so waiters stop waiting instead.
+    pub(crate) hopeless: tokio::sync::Notify,
     closed: AtomicBool,
     pub(crate) target: String,
     /// Connections currently lent to single statements, which other single statements may
@@ -116,8 +128,12 @@ pub(crate) struct Shared {
     pub(crate) gate: Arc<tokio::sync::Semaphore>,
     /// Statements that joined a busy connection instead of waiting: a pool metric.
     pub(crate) pipelined: std::sync::atomic::AtomicU64,
-    /// How to open a connection outside the pool (learning statements in `Unnamed` mode).
-    pub(crate) config: Config,
+    /// How to open a connection, for the pool and outside it (learning statements in
+    /// `Unnamed` mode).
+    config: Config,
+    /// Also the one cancel requests go through: a server that takes only TLS takes only TLS
+    /// cancel requests too.
+    pub(crate) tls: Connector,
     pub(crate) connect_timeout: Duration,
     /// Statements learned in `Unnamed` mode.
     pub(crate) learned: super::unnamed::Learned,
@@ -129,13 +145,16 @@ impl Shared {
         pipeline_depth: usize,
         max_size: u32,
         config: Config,
+        tls: Connector,
         connect_timeout: Duration,
     ) -> Self {
         Shared {
             config,
+            tls,
             connect_timeout,
             learned: super::unnamed::Learned::default(),
             last_connect_error: Mutex::new(None),
+            hopeless: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             target,
             lent: Mutex::new(Vec::new()),
@@ -148,8 +167,12 @@ impl Shared {
     }
 
     pub(crate) fn record(&self, outcome: Option<Arc<ConnectFailure>>) {
+        let permanent = outcome.as_deref().is_some_and(ConnectFailure::is_permanent);
         if let Ok(mut slot) = self.last_connect_error.lock() {
             *slot = outcome;
+        }
+        if permanent {
+            self.hopeless.notify_waiters();
         }
     }
 
@@ -164,6 +187,11 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Opens one connection with the pool's settings, bounded by `connection_timeout`.
+    pub(crate) async fn open(&self) -> Result<Client, ConnectFailure> {
+        connect(&self.config, &self.tls, self.connect_timeout).await
+    }
+
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.gate.close();
@@ -171,11 +199,9 @@ impl Shared {
 }
 
 pub(crate) struct Manager {
-    pub(crate) config: Config,
     pub(crate) shared: Arc<Shared>,
     pub(crate) statement_cache_size: usize,
     pub(crate) limits: Limits,
-    pub(crate) connect_timeout: Duration,
     pub(crate) max_lifetime: Option<Duration>,
 }
 
@@ -189,7 +215,7 @@ impl bb8::ManageConnection for Manager {
             // bb8 replenishes after a discard; a closed pool must not open anything.
             return Err(Arc::new(ConnectFailure::Closed));
         }
-        match connect(&self.config, self.connect_timeout).await {
+        match self.shared.open().await {
             Ok(client) => {
                 self.shared.record(None);
                 Ok(PgConnection {

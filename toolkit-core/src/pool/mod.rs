@@ -6,11 +6,14 @@ mod connection;
 mod lending;
 mod manager;
 mod session;
+mod tls;
 mod unnamed;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 pub use connection::Connection;
@@ -18,6 +21,7 @@ pub(crate) use manager::connect;
 pub use session::AsStatement;
 pub use session::Source;
 pub(crate) use session::{InDoubt, Lease, Session};
+pub(crate) use tls::{connector, Connector};
 
 use crate::error::DisplayChain;
 use crate::{DatabaseSettings, Error, PoolErrorKind, Result};
@@ -56,16 +60,16 @@ impl fmt::Debug for Pool {
 impl Pool {
     /// Opens `min_pool_size` connections and returns the pool; fails with [`Error::Pool`]
     /// carrying the connect error when they cannot be opened within `pool_timeout`.
-    pub(crate) async fn create(settings: &DatabaseSettings) -> Result<Pool> {
+    pub(crate) async fn create(settings: &DatabaseSettings, tls: Connector) -> Result<Pool> {
         let shared = Arc::new(Shared::new(
             settings.to_string(),
             settings.pipeline_depth,
             settings.max_pool_size,
             settings.pg_config(),
+            tls,
             settings.connection_timeout,
         ));
         let manager = Manager {
-            config: settings.pg_config(),
             shared: shared.clone(),
             statement_cache_size: settings.statement_cache_size,
             limits: Limits {
@@ -74,9 +78,9 @@ impl Pool {
                 unnamed: settings.statement_mode == crate::StatementMode::Unnamed,
                 idle_in_transaction_local: settings.idle_in_transaction_local(),
             },
-            connect_timeout: settings.connection_timeout,
             max_lifetime: settings.max_lifetime,
         };
+        let hopeless = shared.hopeless.notified();
         let built = bb8::Pool::builder()
             .max_size(settings.max_pool_size)
             .min_idle(Some(settings.min_pool_size))
@@ -89,8 +93,15 @@ impl Pool {
             .max_lifetime(None)
             .idle_timeout(settings.idle_timeout)
             .queue_strategy(bb8::QueueStrategy::Lifo)
-            .build(manager)
-            .await;
+            .build(manager);
+        let mut built = std::pin::pin!(built);
+        let built = tokio::select! {
+            built = &mut built => built,
+            () = hopeless => match shared.last_error() {
+                Some(cause) if cause.is_permanent() => return Err(permanent_error(&shared, cause)),
+                _ => built.await,
+            },
+        };
         match built {
             Ok(inner) => Ok(Pool {
                 inner,
@@ -101,6 +112,9 @@ impl Pool {
                 // bb8 returns the first failure; the recorded one is the latest, which is what
                 // a caller retrying by hand would meet next.
                 let cause = shared.last_error().unwrap_or(err);
+                if cause.is_permanent() {
+                    return Err(permanent_error(&shared, cause));
+                }
                 Err(Error::Pool {
                     kind: PoolErrorKind::Create,
                     message: format!(
@@ -139,14 +153,26 @@ impl Pool {
             if self.is_closed() {
                 return Err(self.closed_error());
             }
-            let checkout = self.inner.get_owned();
-            let checked_out = if timed {
-                match tokio::time::timeout_at(deadline, checkout).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => return Err(self.timeout_error()),
+            let mut checkout = std::pin::pin!(self.inner.get_owned());
+            // An idle connection is there at the first poll: no timer, no waiter registered.
+            let first = std::future::poll_fn(|cx| Poll::Ready(checkout.as_mut().poll(cx))).await;
+            let checked_out = match first {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => {
+                    let hopeless = self.shared.hopeless.notified();
+                    let expiry = async {
+                        match timed {
+                            true => tokio::time::sleep_until(deadline).await,
+                            // bb8 bounds its own wait by the same `pool_timeout`.
+                            false => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        outcome = checkout => outcome,
+                        () = expiry => return Err(self.timeout_error()),
+                        () = hopeless => return Err(self.timeout_error()),
+                    }
                 }
-            } else {
-                checkout.await
             };
             timed = true;
             let conn = match checked_out {
@@ -217,6 +243,7 @@ impl Pool {
 
     fn timeout_error(&self) -> Error {
         match self.shared.last_error() {
+            Some(cause) if cause.is_permanent() => permanent_error(&self.shared, cause),
             Some(cause) => Error::Pool {
                 kind: PoolErrorKind::Timeout,
                 message: format!(
@@ -239,4 +266,17 @@ impl Pool {
             },
         }
     }
+}
+
+/// A connect failure no wait can cure (TLS refused) is a connection error, not a pool one: the
+/// pool is fine, the server cannot be talked to as configured.
+fn permanent_error(shared: &Shared, cause: Arc<crate::error::ConnectFailure>) -> Error {
+    Error::connection(
+        format!(
+            "cannot connect to {}: {}",
+            shared.target,
+            DisplayChain(cause.as_ref())
+        ),
+        cause,
+    )
 }

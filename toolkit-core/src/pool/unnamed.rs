@@ -18,7 +18,6 @@ use lru::LruCache;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
-use super::manager::connect;
 use super::Session;
 use crate::statement_cache::put_bounded;
 use crate::{Error, Result};
@@ -130,14 +129,12 @@ impl Session<'_> {
             // Else on a connection of its own, whatever the driver prepares there deallocated
             // before the connection goes.
             false => {
-                let client = connect(&pool.config, pool.connect_timeout)
-                    .await
-                    .map_err(|err| {
-                        Error::connection(
-                            "cannot open a connection to learn a statement's types",
-                            err.into_source(),
-                        )
-                    })?;
+                let client = pool.open().await.map_err(|err| {
+                    Error::connection(
+                        "cannot open a connection to learn a statement's types",
+                        err.into_source(),
+                    )
+                })?;
                 learn(&client, sql, true).await?
             }
         });

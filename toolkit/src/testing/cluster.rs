@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use toolkit_core::DatabaseSettings;
+use toolkit_core::{DatabaseSettings, SslMode};
 
 /// A PostgreSQL cluster of its own, started in a temporary directory on a free port of
 /// 127.0.0.1, stopped and removed when dropped.
@@ -30,6 +30,8 @@ pub struct TestCluster {
     bin: PathBuf,
     port: u16,
     password: Option<String>,
+    /// The authority's certificate, in the cluster's directory, when TLS is on.
+    tls_root: Option<PathBuf>,
     run_as: Option<(u32, u32)>,
     watchdog: Option<Child>,
 }
@@ -41,6 +43,7 @@ pub struct TestClusterBuilder {
     settings: Vec<(String, String)>,
     files: Vec<(String, Vec<u8>)>,
     hba: Vec<String>,
+    tls_root: Option<String>,
 }
 
 impl TestClusterBuilder {
@@ -71,6 +74,22 @@ impl TestClusterBuilder {
         self
     }
 
+    /// Turns TLS on with these certificates: `ssl = on`, the server certificate, and the
+    /// authority as `ssl_ca_file` (so `clientcert=verify-full` lines can check clients).
+    /// [`TestCluster::settings`] then connects with `ssl_mode` verify-full.
+    pub fn tls(self, certs: &super::TestCertificates) -> Self {
+        let mut builder = self
+            .file("server.crt", certs.server().cert_pem.clone())
+            .file("server.key", certs.server().key_pem.clone())
+            .file("root.crt", certs.ca_pem())
+            .setting("ssl", "on")
+            .setting("ssl_cert_file", "server.crt")
+            .setting("ssl_key_file", "server.key")
+            .setting("ssl_ca_file", "root.crt");
+        builder.tls_root = Some(certs.ca_pem());
+        builder
+    }
+
     /// Runs initdb and starts the server; blocks until it accepts connections.
     pub fn start(self) -> io::Result<TestCluster> {
         TestCluster::launch(self)
@@ -98,14 +117,21 @@ impl TestCluster {
         self.port
     }
 
-    /// Settings for user `postgres` on database `postgres` of this cluster.
+    /// Settings for user `postgres` on database `postgres` of this cluster; with TLS on,
+    /// `ssl_mode` verify-full trusting the cluster's authority.
     pub fn settings(&self) -> DatabaseSettings {
+        let tls = match &self.tls_root {
+            Some(root) => (SslMode::VerifyFull, Some(root.clone())),
+            None => (SslMode::Prefer, None),
+        };
         DatabaseSettings {
             host: self.host().into(),
             port: self.port,
             user: "postgres".into(),
             password: self.password.clone().unwrap_or_default(),
             dbname: "postgres".into(),
+            ssl_mode: tls.0,
+            ssl_root_cert: tls.1,
             ..DatabaseSettings::default()
         }
     }
@@ -147,11 +173,17 @@ impl TestCluster {
             bin,
             port: 0,
             password: options.password.clone(),
+            tls_root: None,
             run_as,
             watchdog: None,
         };
         cluster.initdb()?;
         cluster.write_files(&options)?;
+        if let Some(ca) = &options.tls_root {
+            let path = cluster.dir.path().join("root.crt");
+            fs::write(&path, ca)?;
+            cluster.tls_root = Some(path);
+        }
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
         let mut conf = String::from(
             "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n\

@@ -120,7 +120,7 @@ async fn admin_settings() -> Result<(DatabaseSettings, bool)> {
     }
     let shared = tokio::task::spawn_blocking(|| {
         SHARED
-            .get_or_init(|| TestCluster::start().map_err(|e| e.to_string()))
+            .get_or_init(|| super::throwaway_cluster().map_err(|e| e.to_string()))
             .as_ref()
             .map(TestCluster::settings)
             .map_err(Clone::clone)
@@ -148,21 +148,10 @@ fn unique_name() -> String {
 }
 
 async fn connect(settings: &DatabaseSettings) -> Result<tokio_postgres::Client> {
-    let mut config = settings.pg_config();
-    config.connect_timeout(Duration::from_secs(10));
-    let (client, connection) =
-        config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|err| Error::Connection {
-                // The driver's own text ("invalid configuration", "db error") does not say which server
-                // or why; the chain does.
-                message: format!(
-                    "cannot connect to {settings} for the test harness: {}",
-                    toolkit_core::DisplayChain(&err)
-                ),
-                source: Some(Box::new(err)),
-            })?;
-    tokio::spawn(connection);
-    Ok(client)
+    DatabaseSettings {
+        connection_timeout: Duration::from_secs(10),
+        ..settings.clone()
+    }
+    .connect()
+    .await
 }

@@ -15,14 +15,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With `TOOLKIT_TEST_TLS=1` the throwaway cluster takes TLS connections only (certificates
+//! made for it, plain TCP rejected by `pg_hba.conf`) and its settings use `ssl_mode`
+//! verify-full, so a whole test suite runs over TLS.
+//!
 //! Needs the PostgreSQL server binaries (`apt-get install postgresql` on Debian/Ubuntu) unless
 //! `DATABASE_URL` points at a server where the user may `CREATE DATABASE`.
 
 mod cluster;
 mod database;
+mod tls;
 
 pub use cluster::{TestCluster, TestClusterBuilder};
 pub use database::TestDatabase;
+pub use tls::{CertifiedKey, TestCertificates};
 
 use toolkit_core::{DatabaseSettings, Error, Result};
 
@@ -40,7 +46,7 @@ pub async fn server_from_env() -> Result<(DatabaseSettings, Option<TestCluster>)
     if let Some(settings) = env_settings()? {
         return Ok((settings, None));
     }
-    let cluster = tokio::task::spawn_blocking(TestCluster::start)
+    let cluster = tokio::task::spawn_blocking(throwaway_cluster)
         .await
         .map_err(|e| Error::NotAvailable {
             message: format!("starting a throwaway cluster panicked: {e}"),
@@ -57,4 +63,19 @@ fn env_settings() -> Result<Option<DatabaseSettings>> {
         Ok(url) if !url.is_empty() => DatabaseSettings::from_url(&url).map(Some),
         _ => Ok(None),
     }
+}
+
+/// The cluster a test gets when `DATABASE_URL` is unset: plain, or TLS-only when
+/// `TOOLKIT_TEST_TLS` asks for it.
+fn throwaway_cluster() -> std::io::Result<TestCluster> {
+    let tls = std::env::var("TOOLKIT_TEST_TLS").is_ok_and(|v| !v.is_empty() && v != "0");
+    if !tls {
+        return TestCluster::start();
+    }
+    let certs = TestCertificates::generate()?;
+    TestCluster::builder()
+        .tls(&certs)
+        .hba("hostssl all all 127.0.0.1/32 trust")
+        .hba("hostnossl all all 127.0.0.1/32 reject")
+        .start()
 }

@@ -1,11 +1,18 @@
 //! `DatabaseSettings`: where to connect and how the pool behaves.
 
+mod tls;
+
 use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use tokio_postgres::config::Host;
 pub use tokio_postgres::config::TargetSessionAttrs;
-use tokio_postgres::config::{Host, SslMode};
+
+pub use tls::SslMode;
+use tls::TlsParams;
 
 use crate::{Error, Result, RetryPolicy};
 
@@ -33,6 +40,10 @@ pub struct DatabaseSettings {
     pub host: String,
     /// Server port, for every host that does not name its own. Default `5432`.
     pub port: u16,
+    /// libpq's `hostaddr`: the IP address(es) to connect to instead of resolving `host`,
+    /// comma-separated, one per entry of `host`. `host` still names the server for TLS
+    /// verification (`VerifyFull` checks the certificate against it). Default `None`.
+    pub hostaddr: Option<String>,
     /// Which of several hosts may serve the pool: `Any` (the first that accepts) or `ReadWrite`
     /// (one not in recovery: the primary). libpq's `target_session_attrs`. Default `Any`.
     pub target_session_attrs: TargetSessionAttrs,
@@ -70,9 +81,21 @@ pub struct DatabaseSettings {
     pub idle_in_transaction_timeout: Option<Duration>,
     /// `application_name` reported to the server (visible in `pg_stat_activity`). Default `toolkit`.
     pub application_name: String,
-    /// TLS mode. Only `disable` and `prefer` (which falls back to plain TCP) are supported until
-    /// TLS lands; `require` is rejected by validation. Default `prefer`.
+    /// TLS mode, libpq's `sslmode` (see [`SslMode`]). Default `Prefer`: TLS when the server
+    /// offers it, unverified, else plain TCP. Anything beyond `Disable`/`Prefer` needs the
+    /// `tls` feature (on by default).
     pub ssl_mode: SslMode,
+    /// libpq's `sslrootcert`: a PEM file of the authorities trusted to sign the server's
+    /// certificate (`VerifyCa`, `VerifyFull`, and `Require` when set). `None`, or the path
+    /// `system`, trusts the Mozilla root set (webpki-roots), as for a managed service with a
+    /// public certificate. Default `None`.
+    pub ssl_root_cert: Option<PathBuf>,
+    /// libpq's `sslcert`: the client certificate (PEM, optionally followed by its chain) for
+    /// servers that ask for one (`clientcert=verify-full` in `pg_hba.conf`). Default `None`.
+    pub ssl_cert: Option<PathBuf>,
+    /// libpq's `sslkey`: the client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    /// Set with `ssl_cert`. Default `None`.
+    pub ssl_key: Option<PathBuf>,
     /// How many single statements (repository calls on a `Database` or `Pool`) may share one
     /// connection, pipelined, once every connection is busy and the pool is at
     /// `max_pool_size`. Default 2: on a saturated pool the server then never waits for the
@@ -131,6 +154,7 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             host: "localhost".into(),
             port: 5432,
+            hostaddr: None,
             target_session_attrs: TargetSessionAttrs::Any,
             dbname: "postgres".into(),
             user: "postgres".into(),
@@ -146,6 +170,9 @@ impl Default for DatabaseSettings {
             idle_in_transaction_timeout: Some(Duration::from_secs(300)),
             application_name: "toolkit".into(),
             ssl_mode: SslMode::Prefer,
+            ssl_root_cert: None,
+            ssl_cert: None,
+            ssl_key: None,
             pipeline_depth: 2,
             max_lifetime: Some(Duration::from_secs(30 * 60)),
             idle_timeout: Some(Duration::from_secs(10 * 60)),
@@ -172,6 +199,7 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("hostaddr", &self.hostaddr)
             .field("target_session_attrs", &self.target_session_attrs)
             .field("dbname", &self.dbname)
             .field("user", &self.user)
@@ -190,6 +218,9 @@ impl fmt::Debug for DatabaseSettings {
             )
             .field("application_name", &self.application_name)
             .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
             .field("pipeline_depth", &self.pipeline_depth)
             .field("max_lifetime", &self.max_lifetime)
             .field("idle_timeout", &self.idle_timeout)
@@ -204,17 +235,23 @@ impl fmt::Debug for DatabaseSettings {
 /// `postgres://user@host:port/dbname`, without the password.
 impl fmt::Display for DatabaseSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "postgres://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.dbname
-        )
+        write!(f, "postgres://{}@", self.user)?;
+        for (i, (host, port)) in self.hosts().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let port = port.unwrap_or(self.port);
+            match host.contains(':') {
+                true => write!(f, "{sep}[{host}]:{port}")?,
+                false => write!(f, "{sep}{host}:{port}")?,
+            }
+        }
+        write!(f, "/{}", self.dbname)
     }
 }
 
 impl DatabaseSettings {
     /// Parses a `postgres://` or `postgresql://` URL. User and password may be percent-encoded;
-    /// query options such as `application_name`, `connect_timeout` and `sslmode` are honoured.
+    /// query options such as `application_name`, `connect_timeout`, `target_session_attrs`,
+    /// `hostaddr`, `sslmode`, `sslrootcert`, `sslcert` and `sslkey` are honoured.
     /// Pool fields keep their defaults.
     ///
     /// ```
@@ -224,6 +261,13 @@ impl DatabaseSettings {
     /// assert_eq!(s.application_name, "api");
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
+        let (mut settings, tls) = Self::parse_url(url)?;
+        tls.apply(&mut settings);
+        Ok(settings)
+    }
+
+    /// The settings of a URL but its TLS parameters, and those.
+    fn parse_url(url: &str) -> Result<(Self, TlsParams)> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::settings(
                 "url",
@@ -231,14 +275,16 @@ impl DatabaseSettings {
             ));
         }
         // The driver's parser already handles percent-decoding and libpq's query options; we only
-        // lift its result into our fields, so there is one URL grammar, not two.
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        // lift its result into our fields, so there is one URL grammar, not two. Only the TLS
+        // options, which it does not know, are read here.
+        let (url, tls) = TlsParams::split_url(url)?;
+        let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             Error::settings(
                 "url",
                 format!("cannot parse URL: {}", crate::error::DisplayChain(&e)),
             )
         })?;
-        Self::from_config(&config)
+        Ok((Self::from_config(&config)?, tls))
     }
 
     fn from_config(config: &tokio_postgres::Config) -> Result<Self> {
@@ -280,6 +326,14 @@ impl DatabaseSettings {
             s.host = hosts.join(",");
         }
         s.target_session_attrs = config.get_target_session_attrs();
+        let addrs: Vec<String> = config
+            .get_hostaddrs()
+            .iter()
+            .map(IpAddr::to_string)
+            .collect();
+        if !addrs.is_empty() {
+            s.hostaddr = Some(addrs.join(","));
+        }
         if let Some(user) = config.get_user() {
             s.user = user.to_owned();
         }
@@ -296,23 +350,46 @@ impl DatabaseSettings {
         if let Some(timeout) = config.get_connect_timeout() {
             s.connection_timeout = *timeout;
         }
-        s.ssl_mode = config.get_ssl_mode();
         Ok(s)
     }
 
-    /// Reads `DATABASE_URL`; when it is unset, libpq's `PGHOST`, `PGPORT`, `PGUSER`,
-    /// `PGPASSWORD`, `PGDATABASE` and `PGAPPNAME`, each falling back to the default.
+    /// Reads `DATABASE_URL`; when it is unset, libpq's `PGHOST`, `PGHOSTADDR`, `PGPORT`,
+    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGTARGETSESSIONATTRS`,
+    /// `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`, each falling back to the
+    /// default. The `PGSSL*` variables also fill in what a `DATABASE_URL` leaves out, as with
+    /// libpq.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
     pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let env_tls = TlsParams::from_lookup(&lookup)?;
         if let Some(url) = lookup("DATABASE_URL").filter(|u| !u.is_empty()) {
-            return Self::from_url(&url);
+            // The URL's own parameters win over the environment's.
+            let (mut s, url_tls) = Self::parse_url(&url)?;
+            env_tls.apply(&mut s);
+            url_tls.apply(&mut s);
+            return Ok(s);
         }
         let mut s = DatabaseSettings::default();
+        env_tls.apply(&mut s);
         if let Some(host) = lookup("PGHOST") {
             s.host = host;
+        }
+        if let Some(addr) = lookup("PGHOSTADDR").filter(|a| !a.is_empty()) {
+            s.hostaddr = Some(addr);
+        }
+        if let Some(attrs) = lookup("PGTARGETSESSIONATTRS").filter(|a| !a.is_empty()) {
+            s.target_session_attrs = match attrs.as_str() {
+                "any" => TargetSessionAttrs::Any,
+                "read-write" => TargetSessionAttrs::ReadWrite,
+                other => {
+                    return Err(Error::settings(
+                        "PGTARGETSESSIONATTRS",
+                        format!("{other:?} is not one of any, read-write"),
+                    ))
+                }
+            };
         }
         if let Some(port) = lookup("PGPORT") {
             s.port = port
@@ -466,14 +543,36 @@ impl DatabaseSettings {
             "idle_in_transaction_timeout",
             self.idle_in_transaction_timeout,
         )?;
-        if !matches!(self.ssl_mode, SslMode::Disable | SslMode::Prefer) {
-            return Err(Error::settings(
-                "ssl_mode",
-                "TLS is not supported yet; use disable or prefer",
-            ));
-        }
+        self.validate_tls()?;
+        self.hostaddrs()?;
         self.connect_retry.validate("connect_retry")?;
         self.transaction_retry.validate("transaction_retry")
+    }
+
+    /// The addresses of `hostaddr`, one per entry of `host`.
+    fn hostaddrs(&self) -> Result<Vec<IpAddr>> {
+        let Some(list) = self.hostaddr.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let addrs = list
+            .split(',')
+            .map(str::trim)
+            .map(|a| {
+                a.parse::<IpAddr>()
+                    .map_err(|_| Error::settings("hostaddr", format!("{a:?} is not an IP address")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let hosts = self.hosts().count();
+        if addrs.len() != hosts {
+            return Err(Error::settings(
+                "hostaddr",
+                format!(
+                    "{} address(es) for {hosts} host(s): give one per entry of host",
+                    addrs.len()
+                ),
+            ));
+        }
+        Ok(addrs)
     }
 
     /// The entries of `host`: each host (or socket directory) and the port it names, if any.
@@ -523,13 +622,17 @@ impl DatabaseSettings {
         for (host, port) in self.hosts() {
             config.host(host).port(port.unwrap_or(self.port));
         }
+        // Checked by `validate`; a `Database` is never built from settings that fail it.
+        for addr in self.hostaddrs().unwrap_or_default() {
+            config.hostaddr(addr);
+        }
         config
             .target_session_attrs(self.target_session_attrs)
             .dbname(&self.dbname)
             .user(&self.user)
             .application_name(&self.application_name)
             .connect_timeout(self.connection_timeout)
-            .ssl_mode(self.ssl_mode)
+            .ssl_mode(self.ssl_mode.negotiation())
             .keepalives(self.tcp_keepalive.is_some());
         if let Some(idle) = self.tcp_keepalive {
             config
@@ -774,10 +877,31 @@ mod tests {
             ),
             (
                 DatabaseSettings {
-                    ssl_mode: SslMode::Require,
+                    ssl_cert: Some("client.crt".into()),
                     ..Default::default()
                 },
-                "ssl_mode",
+                "ssl_key",
+            ),
+            (
+                DatabaseSettings {
+                    ssl_key: Some("client.key".into()),
+                    ..Default::default()
+                },
+                "ssl_cert",
+            ),
+            (
+                DatabaseSettings {
+                    hostaddr: Some("10.0.0.1,10.0.0.2".into()),
+                    ..Default::default()
+                },
+                "hostaddr",
+            ),
+            (
+                DatabaseSettings {
+                    hostaddr: Some("db.example.com".into()),
+                    ..Default::default()
+                },
+                "hostaddr",
             ),
             (
                 DatabaseSettings {
@@ -818,5 +942,92 @@ mod tests {
             options.contains("-c idle_in_transaction_session_timeout=300000"),
             "{options}"
         );
+    }
+
+    #[test]
+    fn display_lists_every_host_with_its_port() {
+        let s = DatabaseSettings {
+            host: "db1,db2:5433,[::1]".into(),
+            port: 6000,
+            ..Default::default()
+        };
+        assert_eq!(
+            s.to_string(),
+            "postgres://postgres@db1:6000,db2:5433,[::1]:6000/postgres"
+        );
+    }
+
+    #[test]
+    fn tls_parameters_from_url_and_environment() {
+        let s = DatabaseSettings::from_url(
+            "postgres://u@db.example.com/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20dir%2Froot.crt\
+             &sslcert=/c.crt&sslkey=/c.key&application_name=api&hostaddr=10.0.0.7",
+        )
+        .unwrap();
+        assert_eq!(s.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(
+            s.ssl_root_cert.as_deref(),
+            Some("/etc/ca dir/root.crt".as_ref())
+        );
+        assert_eq!(s.ssl_cert.as_deref(), Some("/c.crt".as_ref()));
+        assert_eq!(s.ssl_key.as_deref(), Some("/c.key".as_ref()));
+        assert_eq!(s.application_name, "api");
+        assert_eq!(s.hostaddr.as_deref(), Some("10.0.0.7"));
+        s.validate().unwrap();
+        let config = s.pg_config();
+        assert_eq!(
+            config.get_hostaddrs(),
+            ["10.0.0.7".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            let s =
+                DatabaseSettings::from_url(&format!("postgres://u@h/d?sslmode={mode}")).unwrap();
+            assert_eq!(s.ssl_mode.to_string(), mode);
+        }
+        match DatabaseSettings::from_url("postgres://u@h/d?sslmode=allow") {
+            Err(Error::InvalidSettings { field, message }) => {
+                assert_eq!(field, "ssl_mode");
+                assert!(message.contains("allow"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let s = DatabaseSettings::from_lookup(env(&[
+            ("PGHOST", "db"),
+            ("PGSSLMODE", "verify-ca"),
+            ("PGSSLROOTCERT", "/ca.crt"),
+            ("PGHOSTADDR", "127.0.0.1"),
+            ("PGTARGETSESSIONATTRS", "read-write"),
+        ]))
+        .unwrap();
+        assert_eq!(s.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(s.ssl_root_cert.as_deref(), Some("/ca.crt".as_ref()));
+        assert_eq!(s.hostaddr.as_deref(), Some("127.0.0.1"));
+        assert_eq!(s.target_session_attrs, TargetSessionAttrs::ReadWrite);
+        // The URL's own parameters win; the environment fills in the rest, as with libpq.
+        let s = DatabaseSettings::from_lookup(env(&[
+            ("DATABASE_URL", "postgres://u@h/d?sslmode=require"),
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/ca.crt"),
+        ]))
+        .unwrap();
+        assert_eq!(s.ssl_mode, SslMode::Require);
+        assert_eq!(s.ssl_root_cert.as_deref(), Some("/ca.crt".as_ref()));
+        match DatabaseSettings::from_lookup(env(&[("PGSSLMODE", "strict")])) {
+            Err(Error::InvalidSettings { field, .. }) => assert_eq!(field, "PGSSLMODE"),
+            other => panic!("{other:?}"),
+        }
     }
 }
