@@ -157,26 +157,57 @@ impl TestCluster {
         self.dir.path().join("data")
     }
 
+    /// Streams a copy of this running cluster into a new one and starts it as a hot standby:
+    /// `pg_basebackup -R -X stream` (so the copy holds `standby.signal` and a
+    /// `primary_conninfo` pointing here), on a free port of its own, with a watchdog of its own.
+    /// Blocks until the standby accepts (read-only) connections; it may take a moment longer
+    /// to start streaming, which `pg_stat_replication` on this cluster shows.
+    ///
+    /// Needs a cluster whose `pg_hba.conf` lets `postgres` connect for replication from
+    /// 127.0.0.1 without TLS: the default one, with or without a password. The standby has the
+    /// same settings, files and password as this cluster.
+    ///
+    /// ```no_run
+    /// use toolkit::testing::TestCluster;
+    /// let primary = TestCluster::start()?;
+    /// let standby = primary.standby()?; // read-only, streaming from the primary
+    /// primary.stop()?;
+    /// standby.promote()?;               // now it accepts writes
+    /// let settings = standby.settings();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn standby(&self) -> io::Result<TestCluster> {
+        let mut standby = TestCluster::empty(self.bin.clone(), self.run_as, self.password.clone())?;
+        let mut cmd = standby.command_path(&self.tool("pg_basebackup")?);
+        cmd.arg("-D")
+            .arg(standby.data_dir())
+            .args(["-R", "-X", "stream", "-c", "fast", "-h", self.host()])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-w"]);
+        if let Some(password) = &self.password {
+            // Also written into `primary_conninfo` by `-R`, so the standby can log in.
+            cmd.env("PGPASSWORD", password);
+        }
+        run(cmd, "pg_basebackup")?;
+        // The copy holds our `postgresql.auto.conf` (our port included) with pg_basebackup's
+        // `primary_conninfo` appended; the standby's own port goes last, where it wins.
+        let conf = fs::read_to_string(standby.data_dir().join("postgresql.auto.conf"))?;
+        standby.start_on_free_port(&conf)?;
+        Ok(standby)
+    }
+
+    /// Promotes a standby to a primary (`pg_ctl promote -w`): it leaves recovery, stops
+    /// following its primary and accepts writes. Returns once it does.
+    pub fn promote(&self) -> io::Result<()> {
+        self.pg_ctl(&["promote", "-w", "-t", "60"]).map(drop)
+    }
+
     fn launch(options: TestClusterBuilder) -> io::Result<TestCluster> {
-        let bin = find_bin_dir()?;
         let run_as = if effective_uid()? == 0 {
             Some(postgres_ids()?)
         } else {
             None
         };
-        let dir = tempfile::Builder::new().prefix("toolkit-pg-").tempdir()?;
-        if let Some((uid, gid)) = run_as {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
-        }
-        let mut cluster = TestCluster {
-            dir,
-            bin,
-            port: 0,
-            password: options.password.clone(),
-            tls_root: None,
-            run_as,
-            watchdog: None,
-        };
+        let mut cluster = TestCluster::empty(find_bin_dir()?, run_as, options.password.clone())?;
         cluster.initdb()?;
         cluster.write_files(&options)?;
         if let Some(ca) = &options.tls_root {
@@ -184,7 +215,6 @@ impl TestCluster {
             fs::write(&path, ca)?;
             cluster.tls_root = Some(path);
         }
-        cluster.watchdog = Some(cluster.spawn_watchdog()?);
         let mut conf = String::from(
             "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n\
              synchronous_commit = off\nfull_page_writes = off\nmax_connections = 300\n\
@@ -193,15 +223,44 @@ impl TestCluster {
         for (name, value) in &options.settings {
             conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
+        cluster.start_on_free_port(&conf)?;
+        Ok(cluster)
+    }
+
+    /// A cluster with an empty directory (owned by the server's user) and no server yet.
+    fn empty(
+        bin: PathBuf,
+        run_as: Option<(u32, u32)>,
+        password: Option<String>,
+    ) -> io::Result<TestCluster> {
+        let dir = tempfile::Builder::new().prefix("toolkit-pg-").tempdir()?;
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
+        }
+        Ok(TestCluster {
+            dir,
+            bin,
+            port: 0,
+            password,
+            tls_root: None,
+            run_as,
+            watchdog: None,
+        })
+    }
+
+    /// Starts the watchdog, then the server on a free port: `postgresql.auto.conf` becomes
+    /// `conf` followed by the port.
+    fn start_on_free_port(&mut self, conf: &str) -> io::Result<()> {
+        self.watchdog = Some(self.spawn_watchdog()?);
+        let conf_path = self.data_dir().join("postgresql.auto.conf");
         // Another process may take the port between our probe and the server's bind: retry.
         let mut last_err = None;
         for _ in 0..5 {
-            cluster.port = free_port()?;
-            let conf_path = cluster.data_dir().join("postgresql.auto.conf");
-            fs::write(&conf_path, format!("{conf}port = {}\n", cluster.port))?;
-            cluster.chown(&conf_path)?;
-            match cluster.pg_ctl(&["start", "-w", "-t", "60"]) {
-                Ok(_) => return Ok(cluster),
+            self.port = free_port()?;
+            fs::write(&conf_path, format!("{conf}port = {}\n", self.port))?;
+            self.chown(&conf_path)?;
+            match self.pg_ctl(&["start", "-w", "-t", "60"]) {
+                Ok(_) => return Ok(()),
                 Err(err) => last_err = Some(err),
             }
         }
@@ -300,6 +359,31 @@ impl TestCluster {
 
     fn command(&self, program: &str) -> Command {
         self.command_path(&self.bin.join(program))
+    }
+
+    /// A client program of the server's installation. `bin` may be a directory of links to
+    /// only the server programs (e.g. `initdb` and `pg_ctl` in `/usr/local/bin`); the others
+    /// are then found beside the file `pg_ctl` links to.
+    fn tool(&self, program: &str) -> io::Result<PathBuf> {
+        let beside = self.bin.join(program);
+        if beside.is_file() {
+            return Ok(beside);
+        }
+        let pg_ctl = fs::canonicalize(self.bin.join("pg_ctl"))?;
+        pg_ctl
+            .parent()
+            .map(|dir| dir.join(program))
+            .filter(|path| path.is_file())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "{program} not found in {} nor beside {}",
+                        self.bin.display(),
+                        pg_ctl.display()
+                    ),
+                )
+            })
     }
 
     fn command_path(&self, program: &Path) -> Command {
