@@ -111,7 +111,10 @@ pub(crate) struct Limits {
 pub(crate) struct Shared {
     /// The most recent connect failure, kept until a connect succeeds, so a pool timeout can
     /// say why no connection could be opened (bb8 itself only reports "timed out").
-    last_connect_error: Mutex<Option<Arc<ConnectFailure>>>,
+    /// The most recent connect failure and when it happened, kept after a later success too:
+    /// a checkout that waited through an outage and timed out just after the server came back
+    /// still says what it waited for (see `last_error_since`).
+    last_connect_error: Mutex<Option<(Arc<ConnectFailure>, Instant)>>,
     /// Woken when a connect failed in a way no retry cures (TLS refused): bb8 would retry it
     /// until `pool_timeout`, so waiters stop waiting instead.
     pub(crate) hopeless: tokio::sync::Notify,
@@ -166,21 +169,28 @@ impl Shared {
         }
     }
 
-    pub(crate) fn record(&self, outcome: Option<Arc<ConnectFailure>>) {
-        let permanent = outcome.as_deref().is_some_and(ConnectFailure::is_permanent);
+    pub(crate) fn record(&self, failure: Arc<ConnectFailure>) {
+        let permanent = failure.is_permanent();
         if let Ok(mut slot) = self.last_connect_error.lock() {
-            *slot = outcome;
+            *slot = Some((failure, Instant::now()));
         }
         if permanent {
             self.hopeless.notify_waiters();
         }
     }
 
+    /// The most recent connect failure, however old.
     pub(crate) fn last_error(&self) -> Option<Arc<ConnectFailure>> {
-        self.last_connect_error
-            .lock()
-            .ok()
-            .and_then(|slot| slot.clone())
+        self.last_error_since(None)
+    }
+
+    /// The most recent connect failure, if it happened at or after `since`.
+    pub(crate) fn last_error_since(&self, since: Option<Instant>) -> Option<Arc<ConnectFailure>> {
+        let slot = self.last_connect_error.lock().ok()?;
+        let (failure, at) = slot.as_ref()?;
+        since
+            .is_none_or(|since| *at >= since)
+            .then(|| failure.clone())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -203,6 +213,8 @@ pub(crate) struct Manager {
     pub(crate) statement_cache_size: usize,
     pub(crate) limits: Limits,
     pub(crate) max_lifetime: Option<Duration>,
+    /// `pool_timeout`: how long one connect keeps retrying, as bb8 would.
+    pub(crate) give_up: Duration,
 }
 
 impl bb8::ManageConnection for Manager {
@@ -211,28 +223,27 @@ impl bb8::ManageConnection for Manager {
     type Error = Arc<ConnectFailure>;
 
     async fn connect(&self) -> Result<PgConnection, Self::Error> {
-        if self.shared.is_closed() {
-            // bb8 replenishes after a discard; a closed pool must not open anything.
-            return Err(Arc::new(ConnectFailure::Closed));
-        }
-        match self.shared.open().await {
-            Ok(client) => {
-                self.shared.record(None);
-                Ok(PgConnection {
-                    client,
-                    marks: Arc::default(),
-                    statements: StatementCache::new(self.statement_cache_size),
-                    limits: self.limits,
-                    progress: Progress::default(),
-                    in_flight: AtomicUsize::new(0),
-                    expires: self.max_lifetime.map(|limit| Instant::now() + limit),
-                    pool: self.shared.clone(),
-                })
+        // We retry here rather than let bb8 do it: bb8 doubles its wait between attempts up
+        // to half of `pool_timeout` (15 s by default), so after a failover or a restart the
+        // pool would find the server again only that much later. Ours stays under a second,
+        // and gives up once `pool_timeout` has passed, when bb8 gives up too.
+        let started = Instant::now();
+        let mut delay = RECONNECT_FIRST;
+        loop {
+            if self.shared.is_closed() {
+                // bb8 replenishes after a discard; a closed pool must not open anything.
+                return Err(Arc::new(ConnectFailure::Closed));
             }
-            Err(err) => {
-                let err = Arc::new(err);
-                self.shared.record(Some(err.clone()));
-                Err(err)
+            match self.connect_once().await {
+                Ok(conn) => return Ok(conn),
+                Err(err) if err.is_permanent() || started.elapsed() + delay >= self.give_up => {
+                    return Err(err)
+                }
+                Err(_) => {
+                    // Equal jitter: pools that lost the same server do not return in step.
+                    tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+                    delay = (delay * 2).min(RECONNECT_MAX);
+                }
             }
         }
     }
@@ -249,5 +260,33 @@ impl bb8::ManageConnection for Manager {
         // A discard makes bb8 spawn a replacement, so it happens only where we decided it can
         // (`Marks::discard`); anything else doomed is kept idle and discarded at checkout.
         conn.marks.discard.load(Ordering::Acquire)
+    }
+}
+
+/// The first wait between connect attempts of one pooled connection, doubled per failure.
+const RECONNECT_FIRST: Duration = Duration::from_millis(50);
+/// The longest wait between connect attempts: how late, at most, a pool finds a server that
+/// came back (or a promoted standby).
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
+
+impl Manager {
+    async fn connect_once(&self) -> Result<PgConnection, Arc<ConnectFailure>> {
+        match self.shared.open().await {
+            Ok(client) => Ok(PgConnection {
+                client,
+                marks: Arc::default(),
+                statements: StatementCache::new(self.statement_cache_size),
+                limits: self.limits,
+                progress: Progress::default(),
+                in_flight: AtomicUsize::new(0),
+                expires: self.max_lifetime.map(|limit| Instant::now() + limit),
+                pool: self.shared.clone(),
+            }),
+            Err(err) => {
+                let err = Arc::new(err);
+                self.shared.record(err.clone());
+                Err(err)
+            }
+        }
     }
 }

@@ -79,6 +79,7 @@ impl Pool {
                 idle_in_transaction_local: settings.idle_in_transaction_local(),
             },
             max_lifetime: settings.max_lifetime,
+            give_up: settings.pool_timeout,
         };
         let hopeless = shared.hopeless.notified();
         let built = bb8::Pool::builder()
@@ -145,7 +146,7 @@ impl Pool {
                 match tokio::time::timeout_at(deadline, gate).await {
                     Ok(Ok(permit)) => permit,
                     Ok(Err(_closed)) => return Err(self.closed_error()),
-                    Err(_) => return Err(self.timeout_error()),
+                    Err(_) => return Err(self.timeout_error(deadline)),
                 }
             }
         };
@@ -169,8 +170,8 @@ impl Pool {
                     };
                     tokio::select! {
                         outcome = checkout => outcome,
-                        () = expiry => return Err(self.timeout_error()),
-                        () = hopeless => return Err(self.timeout_error()),
+                        () = expiry => return Err(self.timeout_error(deadline)),
+                        () = hopeless => return Err(self.timeout_error(deadline)),
                     }
                 }
             };
@@ -183,7 +184,7 @@ impl Pool {
                         err,
                     ))
                 }
-                Err(bb8::RunError::TimedOut) => return Err(self.timeout_error()),
+                Err(bb8::RunError::TimedOut) => return Err(self.timeout_error(deadline)),
             };
             // A connection the server already closed would fail its first query, and a parked
             // one was given back where it could not be discarded: dropping them here, on a
@@ -241,8 +242,10 @@ impl Pool {
         }
     }
 
-    fn timeout_error(&self) -> Error {
-        match self.shared.last_error() {
+    /// A checkout ran out of time; the connect failure it waited through, if any, is the cause.
+    fn timeout_error(&self, deadline: tokio::time::Instant) -> Error {
+        let started = deadline.into_std().checked_sub(self.timeout);
+        match self.shared.last_error_since(started) {
             Some(cause) if cause.is_permanent() => permanent_error(&self.shared, cause),
             Some(cause) => Error::Pool {
                 kind: PoolErrorKind::Timeout,
