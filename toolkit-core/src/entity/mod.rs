@@ -38,7 +38,8 @@ pub struct ColumnMeta {
     /// Whether the field can read a column of this type: the field type's
     /// `FromSql::accepts` (for an `Option<T>` field, `T`'s), or `json`/`jsonb` for a JSON
     /// field. Asked with the type the server describes for the column in a result, where a
-    /// domain is replaced by its base type. Schema checks use it.
+    /// domain is replaced by its base type. Schema checks use it
+    /// ([`Database::check_schema`](crate::Database::check_schema)).
     pub accepts: fn(&Type) -> bool,
 }
 
