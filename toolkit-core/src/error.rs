@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
+use crate::schema_check::{Listed, SchemaMismatch};
+
 /// A boxed lower-level error kept as the `source()` of an [`Error`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -111,6 +113,16 @@ pub enum Error {
         field: &'static str,
         /// Why it is rejected.
         message: String,
+    },
+    /// The live table does not match the entity that maps it: every difference
+    /// [`Database::check_schema`](crate::Database::check_schema) found, at once.
+    #[error("table {table} does not match its entity: {}", Listed(.mismatches))]
+    SchemaMismatch {
+        /// The table as the entity names it, unquoted: `schema.table` when it has a schema.
+        table: String,
+        /// Each difference, naming column and field: the table first, then the entity's
+        /// columns in field order, then the table's other columns.
+        mismatches: Vec<SchemaMismatch>,
     },
     /// A table, column or savepoint name that cannot be quoted safely.
     #[error("invalid identifier {identifier:?}: {reason}")]

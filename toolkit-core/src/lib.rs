@@ -9,6 +9,7 @@ mod pool;
 mod query;
 mod repository;
 mod retry;
+mod schema_check;
 mod settings;
 pub mod sql;
 mod statement_cache;
@@ -25,6 +26,7 @@ pub use pool::{AsStatement, Connection, Pool, PoolState};
 pub use query::{Col, Cursor, Filter, IntoValue, OrderBy, Page};
 pub use repository::{Executor, ExecutorRef, Find, Repository};
 pub use retry::RetryPolicy;
+pub use schema_check::{MismatchKind, SchemaMismatch};
 pub use settings::{DatabaseSettings, SslMode, StatementMode, TargetSessionAttrs};
 pub use transaction::{
     DataManager, IsolationLevel, Savepoint, SchemaManager, Transaction, TransactionBuilder,

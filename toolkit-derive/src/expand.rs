@@ -55,7 +55,14 @@ fn entity(cont: &Container<'_>) -> Option<TokenStream> {
         let (name, field) = (&f.column.0, &f.name);
         let (generated, json) = (f.attrs.generated.is_some(), f.attrs.json.is_some());
         let nullable = f.option_inner().is_some();
-        quote!(#p::ColumnMeta { name: #name, field: #field, generated: #generated, json: #json, nullable: #nullable })
+        // Through the trait `from_row_at` reads with, so a type without `FromSql` is one error.
+        let accepts = if json {
+            quote!(#p::accepts_json)
+        } else {
+            let ty = f.ty;
+            quote!(<#ty as #p::FromColumn<'_>>::accepts)
+        };
+        quote!(#p::ColumnMeta { name: #name, field: #field, generated: #generated, json: #json, nullable: #nullable, accepts: #accepts })
     });
     let reads = read_fields(cont, &p);
     let positions = (0..cont.stored().count()).map(Literal::usize_unsuffixed);
@@ -238,7 +245,7 @@ fn read_fields<'a>(
         let read = match (f.attrs.json.is_some(), f.option_inner()) {
             (true, Some(inner)) => quote!(#p::decode_json_opt::<#inner>(row, at, #i, meta)?),
             (true, None) => quote!(#p::decode_json::<#ty>(row, at, #i, meta)?),
-            (false, _) => quote!(#p::decode::<#ty>(row, at, #i, meta)?),
+            (false, _) => quote!(<#ty as #p::FromColumn<'_>>::decode(row, at, #i, meta)?),
         };
         quote!(#field: #read,)
     })

@@ -122,6 +122,10 @@ fn meta_has_table_schema_and_stored_columns_in_order() {
     assert!(body.contains(r#"name:"email_address",field:"email",generated:false,json:false"#));
     assert!(body.contains(r#"name:"profile",field:"profile",generated:false,json:true"#));
     assert!(body.contains(r#"name:"created_at",field:"created_at",generated:true"#));
+    assert!(body.contains(
+        "nullable:true,accepts:<Option<i32>as::toolkit::__private::FromColumn<'_>>::accepts}"
+    ));
+    assert!(body.contains("json:true,nullable:false,accepts:::toolkit::__private::accepts_json}"));
     assert!(
         !body.contains(r#"name:"cache""#),
         "skip fields are not columns"
@@ -134,10 +138,11 @@ fn meta_has_table_schema_and_stored_columns_in_order() {
 #[test]
 fn rows_are_read_by_position_and_skip_uses_default() {
     let body = flat(entity_impl(&expand(user())));
-    assert!(body.contains("name:::toolkit::__private::decode::<String>(row,at,1,meta)?"));
+    assert!(body
+        .contains("name:<Stringas::toolkit::__private::FromColumn<'_>>::decode(row,at,1,meta)?"));
     assert!(body.contains("profile:::toolkit::__private::decode_json::<Profile>(row,at,4,meta)?"));
     assert!(body.contains(
-        "created_at:::toolkit::__private::decode::<chrono::DateTime<chrono::Utc>>(row,at,6,meta)?"
+        "created_at:<chrono::DateTime<chrono::Utc>as::toolkit::__private::FromColumn<'_>>::decode(row,at,6,meta)?"
     ));
     assert!(body.contains("cache:<Vec<u8>as::toolkit::__private::Default>::default()"));
     assert!(body.contains(

@@ -30,7 +30,7 @@ fn invalid(
 
 /// Reads field `index` (stored column `index` of `meta`) as `T` from row column `at[index]`; a
 /// type mismatch or unexpected NULL names the field.
-pub fn decode<'r, T: FromSql<'r>>(
+pub(crate) fn decode<'r, T: FromSql<'r>>(
     row: &'r Row,
     at: &[usize],
     index: usize,
@@ -59,6 +59,38 @@ pub fn decode<'r, T: FromSql<'r>>(
         };
         invalid(meta, index, message, Some(Box::new(e)))
     })
+}
+
+/// A field type the derive reads from a column: every `FromSql` type. Reading a row and the
+/// schema check's `accepts` both go through this one trait, so a field type without `FromSql`
+/// is reported once, not once per use.
+#[diagnostic::on_unimplemented(
+    message = "field type `{Self}` cannot be read from a column: it does not implement `FromSql`",
+    label = "no `FromSql` for this field's type",
+    note = "a type stored as JSON needs `#[entity(json)]` on its field"
+)]
+pub trait FromColumn<'r>: Sized {
+    /// Reads the field; a type mismatch or unexpected NULL names the field.
+    fn decode(row: &'r Row, at: &[usize], index: usize, meta: &EntityMeta) -> Result<Self>;
+
+    /// Whether the field can read a column of type `ty`: `FromSql::accepts`.
+    fn accepts(ty: &Type) -> bool;
+}
+
+impl<'r, T: FromSql<'r>> FromColumn<'r> for T {
+    fn decode(row: &'r Row, at: &[usize], index: usize, meta: &EntityMeta) -> Result<Self> {
+        decode(row, at, index, meta)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <T as FromSql<'r>>::accepts(ty)
+    }
+}
+
+/// Whether a JSON field (typed or `Option`) can read a column of type `ty`: what
+/// [`decode_json`] reads.
+pub fn accepts_json(ty: &Type) -> bool {
+    <RawJson<'_> as FromSql<'_>>::accepts(ty)
 }
 
 /// The raw text of a `json` or `jsonb` value.

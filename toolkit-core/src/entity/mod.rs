@@ -14,7 +14,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::OnceLock;
 
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 
 use crate::{Error, Result};
@@ -35,6 +35,12 @@ pub struct ColumnMeta {
     pub json: bool,
     /// An `Option` field: the column may hold NULL (a non-`Option` field cannot read one).
     pub nullable: bool,
+    /// Whether the field can read a column of this type: the field type's
+    /// `FromSql::accepts` (for an `Option<T>` field, `T`'s), or `json`/`jsonb` for a JSON
+    /// field. Asked with the type the server describes for the column in a result, where a
+    /// domain is replaced by its base type. Schema checks use it
+    /// ([`Database::check_schema`](crate::Database::check_schema)).
+    pub accepts: fn(&Type) -> bool,
 }
 
 /// Table metadata of an entity.

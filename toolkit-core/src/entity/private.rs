@@ -11,7 +11,8 @@ pub use tokio_postgres::types::{FromSqlOwned, ToSql};
 pub use tokio_postgres::Row;
 
 pub use super::decode::{
-    decode, decode_json, decode_json_opt, json_param, json_param_opt, no_such_column,
+    accepts_json, decode_json, decode_json_opt, json_param, json_param_opt, no_such_column,
+    FromColumn,
 };
 pub use super::param::{JsonParam, Param};
 pub use super::{ColumnMeta, Entity, EntityMeta, StatementSlot};

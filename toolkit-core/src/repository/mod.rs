@@ -16,6 +16,7 @@ use crate::{Error, Result};
 use bind::{refs, Bound};
 use statements::EntitySql;
 
+pub(crate) use bind::base_type;
 pub use executor::{Executor, ExecutorRef};
 pub(crate) use find::same_format;
 pub use find::Find;

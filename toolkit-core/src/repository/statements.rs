@@ -321,6 +321,7 @@ mod tests {
                 generated: true,
                 json: false,
                 nullable: false,
+                accepts: |_| true,
             },
             ColumnMeta {
                 name: "email_address",
@@ -328,6 +329,7 @@ mod tests {
                 generated: false,
                 json: false,
                 nullable: false,
+                accepts: |_| true,
             },
             ColumnMeta {
                 name: "profile",
@@ -335,6 +337,7 @@ mod tests {
                 generated: false,
                 json: true,
                 nullable: false,
+                accepts: |_| true,
             },
         ],
         key: 0,
@@ -352,6 +355,7 @@ mod tests {
                 generated: true,
                 json: false,
                 nullable: false,
+                accepts: |_| true,
             },
             ColumnMeta {
                 name: "hits",
@@ -359,6 +363,7 @@ mod tests {
                 generated: true,
                 json: false,
                 nullable: false,
+                accepts: |_| true,
             },
         ],
         key: 0,
