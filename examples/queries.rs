@@ -1,8 +1,9 @@
 //! Queries beyond the key: find by a column, order, count, page through a table with a cursor,
 //! stream every row, upsert, map custom SQL by column name, optimistic locking, soft delete.
 //!
-//! Uses `DATABASE_URL` when set, otherwise starts a throwaway cluster. It creates its own
-//! schema (`queries_example`) and drops it at the end, so it can run again and again:
+//! Uses `DATABASE_URL` (or the `PG*` variables) when set, otherwise starts a throwaway cluster.
+//! It creates its own schema (`queries_example`) and drops it at the end (and any left by an
+//! interrupted run at the start), so it can run again and again:
 //!
 //! ```text
 //! cargo run --example queries
@@ -10,6 +11,9 @@
 
 use futures_util::TryStreamExt;
 use toolkit::{Cursor, Database, DatabaseSettings, Entity, Filter, Repository};
+
+#[path = "support/mod.rs"]
+mod support;
 
 #[derive(Debug, Clone, PartialEq, Entity)]
 #[entity(table = "products", schema = "queries_example")]
@@ -53,8 +57,9 @@ fn product(n: i64) -> Product {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Keep the cluster alive until the end of main; dropping it stops and removes it.
-    let (settings, _cluster) = toolkit::testing::server_from_env().await?;
+    // An application writes `let settings = DatabaseSettings::from_env()?;` here. The cluster,
+    // when one was started, lives until the end of main: dropping it stops and removes it.
+    let (settings, _cluster) = support::settings().await?;
     let db = Database::new(DatabaseSettings {
         min_pool_size: 1,
         ..settings

@@ -1,7 +1,8 @@
 //! Quick start: settings, `Database`, `init_db`, a table, an insert and a select, `cleanup`.
 //!
-//! Uses the server of `DATABASE_URL` when it is set; otherwise it starts a throwaway
-//! PostgreSQL cluster (needs the server binaries, e.g. `apt-get install postgresql`).
+//! Uses the server of `DATABASE_URL` (or the `PG*` variables) when it is set; otherwise it
+//! starts a throwaway PostgreSQL cluster (needs the server binaries, e.g.
+//! `apt-get install postgresql`). Its table is temporary, so it leaves nothing behind.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -9,18 +10,14 @@
 
 use toolkit::{Database, DatabaseSettings};
 
+#[path = "support/mod.rs"]
+mod support;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Keep the cluster alive until the end of main; dropping it stops and removes it.
-    let (settings, cluster) = toolkit::testing::server_from_env().await?;
-    match &cluster {
-        Some(c) => println!(
-            "DATABASE_URL is not set: started a throwaway PostgreSQL cluster on {}:{}",
-            c.host(),
-            c.port()
-        ),
-        None => println!("using DATABASE_URL"),
-    }
+    // An application writes `let settings = DatabaseSettings::from_env()?;` here. The cluster,
+    // when one was started, lives until the end of main: dropping it stops and removes it.
+    let (settings, _cluster) = support::settings().await?;
 
     let settings = DatabaseSettings {
         min_pool_size: 1,

@@ -1,6 +1,8 @@
 //! A realistic entity end to end: `#[derive(Entity)]`, then every `Repository` method.
 //!
-//! Uses `DATABASE_URL` when set, otherwise starts a throwaway cluster:
+//! Uses `DATABASE_URL` (or the `PG*` variables) when set, otherwise starts a throwaway cluster.
+//! It creates its own schema (`repository_example`) and drops it at the end (and any left by
+//! an interrupted run at the start), so it can run again and again:
 //!
 //! ```text
 //! cargo run --example repository
@@ -11,6 +13,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use toolkit::{Database, DatabaseSettings, Entity, Repository};
 
+#[path = "support/mod.rs"]
+mod support;
+
 /// Free-form preferences, stored as one jsonb column.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 struct Profile {
@@ -20,7 +25,7 @@ struct Profile {
 }
 
 #[derive(Debug, Clone, PartialEq, Entity)]
-#[entity(table = "users", schema = "app")]
+#[entity(table = "users", schema = "repository_example")]
 struct User {
     #[entity(primary_key, generated)]
     id: i64,
@@ -39,8 +44,9 @@ struct User {
 }
 
 const SCHEMA: &str = "
-CREATE SCHEMA IF NOT EXISTS app;
-CREATE TABLE IF NOT EXISTS app.users (
+DROP SCHEMA IF EXISTS repository_example CASCADE;
+CREATE SCHEMA repository_example;
+CREATE TABLE repository_example.users (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name text NOT NULL,
     email_address text NOT NULL UNIQUE,
@@ -68,8 +74,9 @@ fn new_user(name: &str, email: &str) -> User {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Keep the cluster alive until the end of main; dropping it stops and removes it.
-    let (settings, _cluster) = toolkit::testing::server_from_env().await?;
+    // An application writes `let settings = DatabaseSettings::from_env()?;` here. The cluster,
+    // when one was started, lives until the end of main: dropping it stops and removes it.
+    let (settings, _cluster) = support::settings().await?;
     let db = Database::new(DatabaseSettings {
         min_pool_size: 1,
         ..settings
@@ -136,6 +143,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     users.delete(ada.id).await?;
     println!("{} users remain", users.get_all().await?.len());
+
+    db.connection()
+        .await?
+        .batch_execute("DROP SCHEMA repository_example CASCADE")
+        .await?;
     db.cleanup().await;
     Ok(())
 }

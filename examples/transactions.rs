@@ -1,8 +1,10 @@
 //! Transactions: commit and rollback, savepoints, isolation levels, `run_in_transaction` with
 //! retry on serialization failures, and a managed transaction with a schema and test data.
 //!
-//! Uses the server of `DATABASE_URL` when it is set; otherwise it starts a throwaway
-//! PostgreSQL cluster (needs the server binaries, e.g. `apt-get install postgresql`).
+//! Uses the server of `DATABASE_URL` (or the `PG*` variables) when it is set; otherwise it
+//! starts a throwaway PostgreSQL cluster (needs the server binaries, e.g.
+//! `apt-get install postgresql`). It drops its tables at the end (and any left by an
+//! interrupted run at the start), so it can run again and again.
 //!
 //! ```text
 //! cargo run --example transactions
@@ -15,10 +17,14 @@ use toolkit::{
     Transaction,
 };
 
+#[path = "support/mod.rs"]
+mod support;
+
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    // Keep the cluster alive until the end of main; dropping it stops and removes it.
-    let (settings, _cluster) = toolkit::testing::server_from_env().await?;
+    // An application writes `let settings = DatabaseSettings::from_env()?;` here. The cluster,
+    // when one was started, lives until the end of main: dropping it stops and removes it.
+    let (settings, _cluster) = support::settings().await?;
     let db = Database::new(DatabaseSettings {
         min_pool_size: 1,
         max_pool_size: 4,
