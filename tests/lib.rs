@@ -108,3 +108,9 @@ pub async fn assert_clean(db: &Database) -> i32 {
         .unwrap()
         .get(0)
 }
+
+/// The README's examples, compiled as doc tests of this crate: the README lies outside the
+/// `toolkit` crate, which therefore cannot include it without breaking `cargo package`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;

@@ -56,7 +56,7 @@ fn user(n: usize) -> User {
             links: vec![],
             settings: BTreeMap::from([("n".into(), i64::try_from(n).unwrap())]),
         },
-        age: if n % 2 == 0 {
+        age: if n.is_multiple_of(2) {
             Some(i32::try_from(n % 100).unwrap())
         } else {
             None

@@ -117,7 +117,7 @@ fn hostile_names(count: usize) -> Vec<String> {
         let second = FRAGMENTS[(n / f + n * 7 + 1) % f];
         let separator = SEPARATORS[n % SEPARATORS.len()];
         let mut name = format!("{first}{separator}{second}");
-        if n % 7 == 0 && name.len() < 63 {
+        if n.is_multiple_of(7) && name.len() < 63 {
             name.push_str(&"z".repeat(63 - name.len()));
         }
         add(name, &mut names);

@@ -24,7 +24,7 @@ fn note(n: usize) -> Note {
     Note {
         id: 0,
         title: format!("note {n}"),
-        body: (n % 2 == 0).then(|| format!("body {n}")),
+        body: n.is_multiple_of(2).then(|| format!("body {n}")),
     }
 }
 

@@ -143,7 +143,7 @@ impl FromStr for Cursor {
                 None,
             )
         };
-        if text.len() % 2 != 0 || text.len() > 2 * MAX_CURSOR_BYTES {
+        if !text.len().is_multiple_of(2) || text.len() > 2 * MAX_CURSOR_BYTES {
             return Err(invalid());
         }
         let bytes = (0..text.len())
