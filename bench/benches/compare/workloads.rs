@@ -35,7 +35,7 @@ pub struct BenchUser {
     pub created_at: DateTime<Utc>,
 }
 
-const SCHEMA: &str = "DROP TABLE IF EXISTS bench_users;
+pub const SCHEMA: &str = "DROP TABLE IF EXISTS bench_users;
 CREATE TABLE bench_users (
     id bigserial PRIMARY KEY,
     name text NOT NULL,

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::{Error, Result};
@@ -55,9 +56,19 @@ impl FromStr for ConsistencyToken {
 
 /// What one `Database` handle (and its clones) wrote: whether a write finished since the
 /// primary's position was last taken, and the position reads must wait for.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tracker {
     state: Mutex<State>,
+    /// No write under way or ended since the position was taken: reads read `position`
+    /// without the lock, which every clone of a `Database` shares.
+    quiet: AtomicBool,
+    position: AtomicU64,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker::starting_at(0)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -77,12 +88,17 @@ impl Tracker {
                 lsn,
                 ..State::default()
             }),
+            quiet: AtomicBool::new(true),
+            position: AtomicU64::new(lsn),
         }
     }
 
     /// Whether the primary's position must be taken before the next read (and the epoch to
     /// hand back to [`Tracker::covered`]), or the known one serves.
     pub(crate) fn needs_position(&self) -> (bool, u64, u64) {
+        if self.quiet.load(Ordering::Acquire) {
+            return (false, 0, self.position.load(Ordering::Acquire));
+        }
         match self.state.lock() {
             Ok(state) => (state.writing > 0 || state.ended > 0, state.ended, state.lsn),
             Err(_) => (true, 0, 0),
@@ -95,8 +111,10 @@ impl Tracker {
             return lsn;
         };
         state.lsn = state.lsn.max(lsn);
+        self.position.store(state.lsn, Ordering::Release);
         if state.writing == 0 && state.ended == epoch {
             state.ended = 0;
+            self.quiet.store(true, Ordering::Release);
         }
         state.lsn
     }
@@ -111,6 +129,7 @@ impl WriteMark {
     pub(crate) fn new(tracker: &Arc<Tracker>) -> WriteMark {
         if let Ok(mut state) = tracker.state.lock() {
             state.writing += 1;
+            tracker.quiet.store(false, Ordering::Release);
         }
         WriteMark(tracker.clone())
     }

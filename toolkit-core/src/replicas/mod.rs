@@ -5,8 +5,10 @@
 mod lsn;
 mod routing;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 pub use lsn::ConsistencyToken;
@@ -101,20 +103,30 @@ impl Replicas {
     /// (`Database::replica`).
     pub(crate) async fn lease(&self, position: u64, any: bool) -> Option<Lent> {
         let node = self.choose(any)?;
+        let pool = match node.pool.get() {
+            Some(pool) => pool,
+            None => {
+                node.pool().await.ok()?;
+                node.pool.get()?
+            }
+        };
         let deadline = tokio::time::Instant::now() + self.wait;
-        // A replica that cannot lend a connection quickly (down, or saturated) hands the read
-        // to the primary instead of holding it.
-        let lent =
-            match tokio::time::timeout_at(deadline, node.pool().await.ok()?.get_for_statement())
-                .await
-            {
-                Ok(Ok(lent)) => lent,
-                Ok(Err(_)) => {
-                    node.healthy.store(false, Ordering::Release);
-                    return None;
-                }
+        let mut checkout = std::pin::pin!(pool.get_for_statement());
+        // An idle connection is there at the first poll: no timer armed for the usual case.
+        let first = std::future::poll_fn(|cx| Poll::Ready(checkout.as_mut().poll(cx))).await;
+        let outcome = match first {
+            Poll::Ready(outcome) => outcome,
+            // A replica that cannot lend a connection quickly (down, or saturated) hands the
+            // read to the primary instead of holding it.
+            Poll::Pending => match tokio::time::timeout_at(deadline, checkout).await {
+                Ok(outcome) => outcome,
                 Err(_) => return None,
-            };
+            },
+        };
+        let Ok(lent) = outcome else {
+            node.healthy.store(false, Ordering::Release);
+            return None;
+        };
         if position > node.replayed.load(Ordering::Acquire)
             && !node.wait_for(&lent, position, deadline).await
         {
@@ -135,7 +147,8 @@ impl Replicas {
 
     /// Starts the background probe once; it ends with the `Database`.
     pub(crate) fn start_probing(self: &Arc<Self>) {
-        if self.probing.swap(true, Ordering::AcqRel) {
+        // Every read passes here: a load, not a write, once the probe runs.
+        if self.probing.load(Ordering::Acquire) || self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
