@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::error::{ConnectFailure, DisplayChain};
+use crate::replicas::{Replicas, Tracker};
 use crate::{
     Connection, DatabaseSettings, Error, Pool, Result, Transaction, TransactionBuilder,
     TransactionManager,
@@ -35,10 +36,24 @@ type InitCallback = Box<dyn Fn(Pool) -> InitFuture + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct Database {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
+    /// Where this handle sends reads and writes (`primary()`, `replica()`).
+    pub(crate) route: Route,
+    /// What this handle and its clones wrote, for read-your-writes on replicas.
+    pub(crate) tracker: Arc<Tracker>,
 }
 
-struct Inner {
+/// Where a handle's statements go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Reads to a replica when one is configured and fit, everything else to the primary.
+    Auto,
+    Primary,
+    /// Everything to a replica, writes included (they fail as read-only).
+    Replica,
+}
+
+pub(crate) struct Inner {
     settings: DatabaseSettings,
     /// Built once from the settings (certificate files read at `new`), shared by the pool,
     /// its cancel requests and pings.
@@ -48,6 +63,7 @@ struct Inner {
     /// Serialises pool creation so two concurrent first calls create one pool, not two.
     creating: tokio::sync::Mutex<()>,
     callbacks: tokio::sync::Mutex<Vec<Arc<InitCallback>>>,
+    pub(crate) replicas: Option<Arc<Replicas>>,
 }
 
 impl fmt::Debug for Database {
@@ -64,6 +80,7 @@ impl Database {
     pub fn new(settings: DatabaseSettings) -> Result<Database> {
         settings.validate()?;
         let tls = crate::pool::connector(&settings)?;
+        let replicas = Replicas::new(&settings, &tls).map(Arc::new);
         Ok(Database {
             inner: Arc::new(Inner {
                 settings,
@@ -71,7 +88,10 @@ impl Database {
                 pool: RwLock::new(None),
                 creating: tokio::sync::Mutex::new(()),
                 callbacks: tokio::sync::Mutex::new(Vec::new()),
+                replicas,
             }),
+            route: Route::Auto,
+            tracker: Arc::default(),
         })
     }
 
@@ -119,10 +139,15 @@ impl Database {
 
     /// Checks out a pooled connection; it goes back to the pool when dropped.
     pub async fn connection(&self) -> Result<Connection> {
-        match self.current_pool() {
-            Some(pool) => pool.get().await,
-            None => self.create_pool().await?.get().await,
+        if self.route == Route::Replica {
+            return self.replicas()?.any_pool().await?.get().await;
         }
+        let conn = match self.current_pool() {
+            Some(pool) => pool.get().await?,
+            None => self.create_pool().await?.get().await?,
+        };
+        // Whatever it runs may write: the handle's reads after it wait for it.
+        Ok(conn.with_write_mark(self.write_mark()))
     }
 
     /// Checks out a connection and begins a transaction on it.
@@ -232,9 +257,12 @@ impl Database {
         if let Some(pool) = taken {
             pool.close().await;
         }
+        if let Some(replicas) = &self.inner.replicas {
+            replicas.close().await;
+        }
     }
 
-    fn current_pool(&self) -> Option<Pool> {
+    pub(crate) fn current_pool(&self) -> Option<Pool> {
         let slot = self.inner.pool.read().ok()?;
         slot.as_ref().filter(|pool| !pool.is_closed()).cloned()
     }

@@ -215,6 +215,13 @@ impl Error {
             .and_then(|db| db.constraint())
     }
 
+    /// True when the statement wrote on a server that takes only reads: a replica (for example
+    /// through [`Database::replica`](crate::Database::replica)) or a read-only transaction
+    /// (SQLSTATE 25006).
+    pub fn is_read_only(&self) -> bool {
+        self.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
+    }
+
     /// True for failures that succeed when the whole transaction is retried:
     /// serialization failure (40001) and deadlock (40P01).
     pub fn is_retryable(&self) -> bool {

@@ -43,7 +43,9 @@
 //! - [`Database`]: the pool, init callbacks, [`connection`](Database::connection),
 //!   [`transaction`](Database::transaction),
 //!   [`run_in_transaction`](Database::run_in_transaction) (retried on serialization failures),
-//!   and [`check_schema`](Database::check_schema), which compares an entity with its live table.
+//!   [`check_schema`](Database::check_schema), which compares an entity with its live table,
+//!   and read replicas with read-your-writes ([`session`](Database::session),
+//!   [`primary`](Database::primary), [`replica`](Database::replica)).
 //! - [`Entity`] (derived) and [`Repository`]: create, bulk create, get, update with a patch,
 //!   save, delete, upsert; [`Find`] for queries by column, keyset [`Page`]s with a [`Cursor`],
 //!   and streams.

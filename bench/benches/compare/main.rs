@@ -9,6 +9,7 @@
 mod alloc;
 mod queries;
 mod raw;
+mod replicas;
 mod stats;
 mod workloads;
 
@@ -40,6 +41,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(7);
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "replicas") {
+        // A primary and a standby of its own, so not part of the default run.
+        return replicas::run(passes).await;
+    }
     let tdb = TestDatabase::create().await?;
     println!("benchmark database: {} ({passes} passes)", tdb.settings());
     let mut bench = workloads::Bench::new(&tdb).await?;

@@ -126,6 +126,19 @@ impl Raw {
         Ok(map(&self.client.query_one(&self.get, &[&id]).await?))
     }
 
+    /// The same read as one unnamed statement with its parameter type given: what
+    /// `StatementMode::Unnamed` sends, and the floor of that mode.
+    pub async fn get_unnamed(&self, id: i64) -> Result<Option<BenchUser>, tokio_postgres::Error> {
+        let rows = self
+            .client
+            .query_typed(
+                &format!("SELECT {COLUMNS} FROM bench_users WHERE id = $1"),
+                &[(&id, tokio_postgres::types::Type::INT8)],
+            )
+            .await?;
+        Ok(rows.first().map(map))
+    }
+
     pub async fn update(
         &self,
         id: i64,

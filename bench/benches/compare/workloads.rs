@@ -35,7 +35,7 @@ pub struct BenchUser {
     pub created_at: DateTime<Utc>,
 }
 
-const SCHEMA: &str = "DROP TABLE IF EXISTS bench_users;
+pub const SCHEMA: &str = "DROP TABLE IF EXISTS bench_users;
 CREATE TABLE bench_users (
     id bigserial PRIMARY KEY,
     name text NOT NULL,
@@ -190,6 +190,9 @@ impl Bench {
                     .await?,
             );
         }
+        if wanted("unnamed") {
+            out.push(self.unnamed_floor(raw_first).await?);
+        }
         if wanted("update_one") {
             out.push(
                 self.sequential(Sequential::Update, raw_first, &self.db, "")
@@ -231,6 +234,44 @@ impl Bench {
             );
         }
         Ok(out)
+    }
+
+    /// The floor of `StatementMode::Unnamed`: raw tokio-postgres, the prepared read against
+    /// the same read as one unnamed `query_typed` (the "toolkit" column), same client.
+    async fn unnamed_floor(&self, prepared_first: bool) -> Res<Outcome> {
+        const BLOCK: usize = 100;
+        let mut ids = Ids(0x5851_F42D_4C95_7F2D);
+        let (mut lat, mut total) = ([Vec::new(), Vec::new()], [Duration::ZERO; 2]);
+        for block in 0..SEQUENTIAL_OPS / BLOCK {
+            let first = usize::from((block % 2 == 0) != prepared_first);
+            for side in [first, 1 - first] {
+                let start = Instant::now();
+                for _ in 0..BLOCK {
+                    let id = ids.next(SEEDED_ROWS);
+                    let t = Instant::now();
+                    let row = match side {
+                        0 => self.raw.get(id).await?,
+                        _ => self
+                            .raw
+                            .get_unnamed(id)
+                            .await?
+                            .ok_or("a seeded row is missing")?,
+                    };
+                    std::hint::black_box(row);
+                    lat[side].push(t.elapsed());
+                }
+                total[side] += start.elapsed();
+            }
+        }
+        let [prepared, unnamed] = lat;
+        Ok(Outcome {
+            name: "get_by_id",
+            unit: "ops/s",
+            raw_label: " raw query_typed vs raw prepared",
+            raw: Run::from_ops(prepared, total[0]),
+            kit: Run::from_ops(unnamed, total[1]),
+            memory: None,
+        })
     }
 
     /// A sequential workload, interleaved in blocks of `BLOCK` operations so that a slow

@@ -19,6 +19,9 @@ pub struct Connection {
     // Dropped after `conn`: the connection is back in bb8 before the permit lets the next
     // waiter in.
     _permit: tokio::sync::OwnedSemaphorePermit,
+    // Checked out for writes through a `Database` with replicas: when it is given back, that
+    // handle's next read waits for what was written on it (read-your-writes).
+    write_mark: Option<crate::replicas::WriteMark>,
 }
 
 impl fmt::Debug for Connection {
@@ -35,7 +38,13 @@ impl Connection {
         Connection {
             conn: Some(conn),
             _permit: permit,
+            write_mark: None,
         }
+    }
+
+    pub(crate) fn with_write_mark(mut self, mark: Option<crate::replicas::WriteMark>) -> Self {
+        self.write_mark = mark;
+        self
     }
 
     #[allow(clippy::expect_used)] // `conn` is only taken in `Drop`
@@ -65,7 +74,11 @@ impl Connection {
     /// Gives up on this connection for good: nothing more is sent on it and the pool discards
     /// it. Returns false if it already was.
     pub(crate) fn abandon(&self) -> bool {
-        !self.pg().marks.abandoned.swap(true, Ordering::SeqCst)
+        let first = !self.pg().marks.abandoned.swap(true, Ordering::SeqCst);
+        if first {
+            self.pg().pool.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        first
     }
 
     /// Asks the server (on a separate connection, bounded by `connection_timeout`) to cancel

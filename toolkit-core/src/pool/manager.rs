@@ -129,6 +129,9 @@ pub(crate) struct Shared {
     /// contention most wake-ups find nothing; a fair gate in front of bb8 hands each freed
     /// slot straight to the longest waiter, and bb8 then always has an idle connection.
     pub(crate) gate: Arc<tokio::sync::Semaphore>,
+    /// Connections given up (lost, or abandoned after a deadline): read-replica routing skips
+    /// a replica whose count grew since it was last found well.
+    pub(crate) lost: std::sync::atomic::AtomicU64,
     /// Statements that joined a busy connection instead of waiting: a pool metric.
     pub(crate) pipelined: std::sync::atomic::AtomicU64,
     /// How to open a connection, for the pool and outside it (learning statements in
@@ -163,6 +166,7 @@ impl Shared {
             lent: Mutex::new(Vec::new()),
             pipeline_depth: pipeline_depth.max(1),
             pipelined: std::sync::atomic::AtomicU64::new(0),
+            lost: std::sync::atomic::AtomicU64::new(0),
             gate: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(max_size).unwrap_or(usize::MAX),
             )),

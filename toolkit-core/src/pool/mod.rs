@@ -17,6 +17,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 pub use connection::Connection;
+pub(crate) use lending::Lent;
 pub(crate) use manager::connect;
 pub use session::AsStatement;
 pub use session::Source;
@@ -206,6 +207,11 @@ impl Pool {
     /// How many statements so far ran pipelined on a busy connection (see `pipeline_depth`).
     pub fn pipelined_statements(&self) -> u64 {
         self.shared.pipelined.load(Ordering::Relaxed)
+    }
+
+    /// Connections given up so far: lost, or abandoned after a deadline.
+    pub(crate) fn lost_connections(&self) -> u64 {
+        self.shared.lost.load(Ordering::Relaxed)
     }
 
     /// Open connections and how many of them are idle.

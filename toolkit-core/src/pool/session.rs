@@ -47,6 +47,9 @@ pub(crate) struct Session<'a> {
     /// Inside a transaction block the caller controls: a failed statement has aborted it, so
     /// nothing is retried.
     in_transaction: bool,
+    /// A write through a `Database` with replicas: when the session ends, that handle's next
+    /// read waits for it on the replica (read-your-writes).
+    write_mark: Option<crate::replicas::WriteMark>,
 }
 
 impl<'a> Session<'a> {
@@ -54,6 +57,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Owned(conn),
             in_transaction: false,
+            write_mark: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Lent(lent),
             in_transaction: false,
+            write_mark: None,
         }
     }
 
@@ -68,6 +73,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Borrowed(conn),
             in_transaction: false,
+            write_mark: None,
         }
     }
 
@@ -76,6 +82,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Borrowed(conn),
             in_transaction: true,
+            write_mark: None,
         }
     }
 
@@ -83,7 +90,13 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Client(client),
             in_transaction: false,
+            write_mark: None,
         }
+    }
+
+    pub(crate) fn with_write_mark(mut self, mark: Option<crate::replicas::WriteMark>) -> Self {
+        self.write_mark = mark;
+        self
     }
 
     pub(crate) fn lease(&self) -> &Lease<'a> {

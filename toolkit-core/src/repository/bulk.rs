@@ -12,7 +12,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::bind::{refs, Bound};
 use super::copy::{column_types, copy_rows};
-use super::executor::ExecutorRef;
+use super::executor::{ExecutorRef, Intent};
 use super::statements::{table_ref, EntitySql};
 use crate::entity::Entity;
 use crate::pool::{InDoubt, Lease, Session};
@@ -41,7 +41,7 @@ pub(super) async fn create_bulk<E: Entity>(
         ));
     }
     if values.len() <= VALUES_MAX_ROWS && values.len() * per_row <= MAX_PARAMS {
-        let session = executor.acquire().await?;
+        let session = executor.acquire(Intent::Write).await?;
         values_insert(&session, sql, values).await
     } else {
         // Temporary tables, COPY, INSERTs, COMMIT or DROP: nothing else may run between.

@@ -65,20 +65,31 @@ impl Executor for Client {
     }
 }
 
+/// What a statement does, which decides where a `Database` sends it: reads may go to a
+/// replica, writes go to the primary and make the handle's later reads wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    Read,
+    Write,
+}
+
 impl<'a> ExecutorRef<'a> {
     /// A session for one statement: from a database or pool, possibly sharing its connection
     /// with other pipelined statements.
-    pub(crate) async fn acquire(self) -> Result<Session<'a>> {
-        Ok(match self {
-            ExecutorRef::Database(db) => {
-                Session::lent(db.get_pool().await?.get_for_statement().await?)
+    pub(crate) async fn acquire(self, intent: Intent) -> Result<Session<'a>> {
+        Ok(match (self, intent) {
+            (ExecutorRef::Database(db), Intent::Read) => Session::lent(db.read_lent().await?),
+            (ExecutorRef::Database(db), Intent::Write) => {
+                let (lent, mark) = db.write_lent().await?;
+                Session::lent(lent).with_write_mark(mark)
             }
-            ExecutorRef::Pool(pool) => Session::lent(pool.get_for_statement().await?),
-            other => other.acquire_exclusive().await?,
+            (ExecutorRef::Pool(pool), _) => Session::lent(pool.get_for_statement().await?),
+            (other, _) => other.acquire_exclusive().await?,
         })
     }
 
-    /// A session no other statement runs on meanwhile, for work spanning several statements.
+    /// A session no other statement runs on meanwhile, for work spanning several statements;
+    /// on a `Database`, the primary's (`connection()` marks it as writing).
     pub(crate) async fn acquire_exclusive(self) -> Result<Session<'a>> {
         Ok(match self {
             ExecutorRef::Database(db) => Session::owned(db.connection().await?),

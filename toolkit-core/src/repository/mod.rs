@@ -17,6 +17,7 @@ use bind::{refs, Bound};
 use statements::EntitySql;
 
 pub(crate) use bind::base_type;
+use executor::Intent;
 pub use executor::{Executor, ExecutorRef};
 pub(crate) use find::same_format;
 pub use find::Find;
@@ -82,7 +83,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn create(&self, value: &E) -> Result<E> {
         let sql = EntitySql::of::<E>()?;
         let params = Bound::fields(value, &sql.insert_columns)?;
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Write).await?;
         let row = session
             .query_one(sql.insert.as_str(), &refs(&params))
             .await?;
@@ -109,7 +110,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn get_by_id(&self, id: impl Borrow<E::Id>) -> Result<E> {
         let id = id.borrow();
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Read).await?;
         let key = Bound::key::<E>(id);
         match session.query_opt(sql.get_by_id.as_str(), &[&key]).await? {
             Some(row) => E::from_row(&row),
@@ -120,7 +121,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Every row of the table.
     pub async fn get_all(&self) -> Result<Vec<E>> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Read).await?;
         session
             .query_map(sql.get_all.as_str(), &[], |row| E::from_row(&row))
             .await
@@ -147,7 +148,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         params.push(Bound::key::<E>(id));
         let checked = expected.is_some();
         params.extend(expected);
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Write).await?;
         match session.query_opt(&*statement, &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => Err(self.missing_or_conflict(&session, sql, id, checked).await),
@@ -169,7 +170,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         if let Some(version) = E::META.version {
             params.push(Bound::field(value, version)?);
         }
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Write).await?;
         match session.query_opt(save.as_str(), &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => {
@@ -239,7 +240,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     }
 
     async fn execute_by_key(&self, statement: &str, id: &E::Id) -> Result<()> {
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Write).await?;
         match session.execute(statement, &[&Bound::key::<E>(id)]).await? {
             0 => Err(Self::not_found(id)),
             _ => Ok(()),
@@ -249,7 +250,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Whether a row with key `id` exists.
     pub async fn exists(&self, id: impl Borrow<E::Id>) -> Result<bool> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Read).await?;
         let key = Bound::key::<E>(id.borrow());
         Ok(session
             .query_one(sql.exists.as_str(), &[&key])
@@ -260,7 +261,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Number of rows in the table.
     pub async fn count(&self) -> Result<i64> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self.executor.acquire(Intent::Read).await?;
         Ok(session
             .query_one(sql.count.as_str(), &[])
             .await?

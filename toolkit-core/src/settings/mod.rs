@@ -1,5 +1,6 @@
 //! `DatabaseSettings`: where to connect and how the pool behaves.
 
+mod replicas;
 mod tls;
 
 use std::fmt;
@@ -136,6 +137,20 @@ pub struct DatabaseSettings {
     /// Retry policy of `run_in_transaction` for serialization failures and deadlocks.
     /// Default: 5 attempts, waits drawn under 20 ms doubling up to 1 s.
     pub transaction_retry: RetryPolicy,
+    /// Read replicas (streaming standbys of the primary), each `host` or `host:port`
+    /// (`[v6]:port`), reached with the same database, user, password and TLS settings. Reads
+    /// through a `Database` go to them (see the README, "Read replicas"); from a URL as
+    /// `?replicas=h1:5433,h2`, from the environment as `DATABASE_REPLICAS`. Default empty.
+    pub replicas: Vec<String>,
+    /// Read-your-writes: how long a read after a write through the same handle waits for the
+    /// chosen replica to replay that write before the primary serves it instead. Default 250 ms.
+    pub replica_wait: Duration,
+    /// A replica further behind than this (time since its last replayed transaction, while it
+    /// has WAL left to replay) is skipped until it catches up. Default 5 s; `None` never skips
+    /// for lag.
+    pub max_replica_lag: Option<Duration>,
+    /// How often each replica is probed (reachable, replaying, lag). Default 1 s.
+    pub replica_probe_interval: Duration,
 }
 
 /// How statements reach the server; see [`DatabaseSettings::statement_mode`].
@@ -185,6 +200,10 @@ impl Default for DatabaseSettings {
                 factor: 2.0,
                 max_delay: Duration::from_secs(1),
             },
+            replicas: Vec::new(),
+            replica_wait: Duration::from_millis(250),
+            max_replica_lag: Some(Duration::from_secs(5)),
+            replica_probe_interval: Duration::from_secs(1),
         }
     }
 }
@@ -228,6 +247,10 @@ impl fmt::Debug for DatabaseSettings {
             .field("statement_cache_size", &self.statement_cache_size)
             .field("connect_retry", &self.connect_retry)
             .field("transaction_retry", &self.transaction_retry)
+            .field("replicas", &self.replicas)
+            .field("replica_wait", &self.replica_wait)
+            .field("max_replica_lag", &self.max_replica_lag)
+            .field("replica_probe_interval", &self.replica_probe_interval)
             .finish()
     }
 }
@@ -505,6 +528,9 @@ impl DatabaseSettings {
             ("tcp_user_timeout", self.tcp_user_timeout),
             ("max_lifetime", self.max_lifetime),
             ("idle_timeout", self.idle_timeout),
+            ("replica_wait", Some(self.replica_wait)),
+            ("max_replica_lag", self.max_replica_lag),
+            ("replica_probe_interval", Some(self.replica_probe_interval)),
         ] {
             // Deadlines are added to `Instant::now()`, and the kernel takes the TCP ones in
             // 32-bit milliseconds: a larger value would overflow, panic or wrap.
@@ -544,6 +570,7 @@ impl DatabaseSettings {
             self.idle_in_transaction_timeout,
         )?;
         self.validate_tls()?;
+        self.validate_replicas()?;
         self.hostaddrs()?;
         self.connect_retry.validate("connect_retry")?;
         self.transaction_retry.validate("transaction_retry")
@@ -942,6 +969,37 @@ mod tests {
             options.contains("-c idle_in_transaction_session_timeout=300000"),
             "{options}"
         );
+    }
+
+    #[test]
+    fn replicas_from_url_environment_and_validation() {
+        let s = DatabaseSettings::from_url(
+            "postgres://u@primary/app?replicas=r1:5433,%5B::1%5D:5434&application_name=api",
+        )
+        .unwrap();
+        assert_eq!(s.replicas, ["r1:5433", "[::1]:5434"]);
+        assert_eq!(s.application_name, "api");
+        s.validate().unwrap();
+        let replica = s.for_replica("r1:5433");
+        assert_eq!(
+            (replica.host.as_str(), replica.min_pool_size),
+            ("r1:5433", 0)
+        );
+        assert!(replica.replicas.is_empty());
+        let s = DatabaseSettings::from_lookup(|key| {
+            (key == "DATABASE_REPLICAS").then(|| "r1, r2:6000".to_owned())
+        })
+        .unwrap();
+        assert_eq!(s.replicas, ["r1", "r2:6000"]);
+        for bad in ["", "r1:0", "a,b"] {
+            let err = DatabaseSettings {
+                replicas: vec![bad.into()],
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err();
+            assert_eq!(field_of(err), "replicas", "{bad:?}");
+        }
     }
 
     #[test]

@@ -102,16 +102,18 @@ impl fmt::Display for SslMode {
     }
 }
 
-/// The URL query parameters read here rather than by the driver.
-const TLS_PARAMS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+/// The URL query parameters read here rather than by the driver: libpq's TLS ones it does not
+/// know, and the toolkit's own `replicas`.
+const OWN_PARAMS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "replicas"];
 
-/// The TLS parameters of a URL's query, taken out so the driver parses the rest.
+/// The parameters of a URL's query the driver does not know, taken out so it parses the rest.
 #[derive(Debug, Default)]
 pub(super) struct TlsParams {
     ssl_mode: Option<SslMode>,
     root_cert: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    replicas: Option<Vec<String>>,
 }
 
 impl TlsParams {
@@ -124,7 +126,7 @@ impl TlsParams {
         let mut kept = Vec::new();
         for pair in query.split('&') {
             let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            if !TLS_PARAMS.contains(&key) {
+            if !OWN_PARAMS.contains(&key) {
                 kept.push(pair);
                 continue;
             }
@@ -150,6 +152,7 @@ impl TlsParams {
             ("PGSSLROOTCERT", "sslrootcert"),
             ("PGSSLCERT", "sslcert"),
             ("PGSSLKEY", "sslkey"),
+            ("DATABASE_REPLICAS", "replicas"),
         ] {
             if let Some(value) = lookup(var).filter(|v| !v.is_empty()) {
                 params.set(key, value).map_err(|err| match err {
@@ -166,6 +169,16 @@ impl TlsParams {
             "sslmode" => self.ssl_mode = Some(value.parse()?),
             "sslrootcert" => self.root_cert = Some(value.into()),
             "sslcert" => self.cert = Some(value.into()),
+            "replicas" => {
+                self.replicas = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
             _ => self.key = Some(value.into()),
         }
         Ok(())
@@ -178,6 +191,9 @@ impl TlsParams {
         settings.ssl_root_cert = self.root_cert.or(settings.ssl_root_cert.take());
         settings.ssl_cert = self.cert.or(settings.ssl_cert.take());
         settings.ssl_key = self.key.or(settings.ssl_key.take());
+        if let Some(replicas) = self.replicas {
+            settings.replicas = replicas;
+        }
     }
 }
 
