@@ -258,6 +258,9 @@ fn the_same_migrations_make_one_template_even_when_made_at_once() {
         })
         .collect();
     let settings: Vec<DatabaseSettings> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for dir in &dirs {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     // One template by that name; removed again, so runs on a DATABASE_URL server do not pile
     // them up.

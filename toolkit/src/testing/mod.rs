@@ -52,11 +52,12 @@
 //!
 //! # Where it runs
 //!
-//! On Unix (Linux, macOS, the BSDs): the throwaway cluster uses `/bin/sh`, `initdb` and
-//! `pg_ctl`, Unix permissions and a pipe that tells its watchdog when the test process is
-//! gone; the effective uid comes from `geteuid` (rustix). As root, where `initdb` refuses to
-//! run, the server runs as the `postgres` user looked up in `/etc/passwd`. With
-//! `DATABASE_URL` set, nothing but a connection to that server is needed.
+//! With `DATABASE_URL` set, anywhere a connection to that server can be made. The throwaway
+//! cluster needs a Unix, not Windows (`/bin/sh`, `initdb`, `pg_ctl`, Unix permissions), and
+//! nothing Linux-only: its watchdog learns that the test process is gone when the pipe on its
+//! stdin closes, and the effective uid comes from `geteuid` (rustix). As root, where `initdb`
+//! refuses to run, the server runs as the `postgres` user looked up in `/etc/passwd`. Tested
+//! on Linux.
 //!
 //! With `TOOLKIT_TEST_TLS=1` the throwaway cluster takes TLS connections only (certificates
 //! made for it, plain TCP rejected by `pg_hba.conf`) and its settings use `ssl_mode`
