@@ -1,4 +1,5 @@
-//! `#[derive(Entity)]` + `Repository<E>` against a real server (issue 4).
+//! `#[derive(Entity)]` + `Repository<E>` against a real server (issue 4). Most tests take their
+//! database from `#[toolkit::test]`, a copy of a template migrated once per run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -35,15 +36,9 @@ struct User {
     scratch: Vec<u8>,
 }
 
-const USERS: &str = "CREATE TABLE users (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name text NOT NULL,
-    email_address text NOT NULL UNIQUE,
-    tags text[] NOT NULL DEFAULT '{}',
-    profile jsonb NOT NULL,
-    age int,
-    created_at timestamptz NOT NULL DEFAULT now()
-)";
+/// The table of these tests: the migration the `#[toolkit::test]` ones get, run by hand for
+/// the tests that need other settings.
+const USERS: &str = include_str!("../migrations/users/0001_users.sql");
 
 fn user(n: usize) -> User {
     User {
@@ -66,11 +61,7 @@ fn user(n: usize) -> User {
     }
 }
 
-async fn users_db() -> (toolkit::testing::TestDatabase, Database) {
-    users_db_with(|settings| settings).await
-}
-
-/// [`users_db`] with its settings adjusted first, e.g. to a pool of one connection.
+/// A database with [`USERS`], its settings adjusted first, e.g. to a pool of one connection.
 async fn users_db_with(
     adjust: impl FnOnce(DatabaseSettings) -> DatabaseSettings,
 ) -> (toolkit::testing::TestDatabase, Database) {
@@ -85,9 +76,8 @@ async fn users_db_with(
     (tdb, db)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crud_round_trip() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn crud_round_trip(db: Database) {
     let repo = Repository::<User>::new(&db);
     assert_eq!(repo.count().await.unwrap(), 0);
 
@@ -129,9 +119,8 @@ async fn crud_round_trip() {
     assert_eq!(repo.count().await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_keys_are_record_not_found_naming_table_and_key() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn missing_keys_are_record_not_found_naming_table_and_key(db: Database) {
     let repo = Repository::<User>::new(&db);
     for err in [
         repo.get_by_id(4242).await.unwrap_err(),
@@ -163,9 +152,8 @@ async fn missing_keys_are_record_not_found_naming_table_and_key() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patch_writes_only_given_columns() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn patch_writes_only_given_columns(db: Database) {
     let repo = Repository::<User>::new(&db);
     let created = repo
         .create(&User {
@@ -232,9 +220,8 @@ async fn patch_writes_only_given_columns() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_of_zero_one_and_a_hundred_thousand_rows_in_order() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn bulk_of_zero_one_and_a_hundred_thousand_rows_in_order(db: Database) {
     let repo = Repository::<User>::new(&db);
     assert!(repo.create_bulk(&[]).await.unwrap().is_empty());
 
@@ -262,9 +249,8 @@ async fn bulk_of_zero_one_and_a_hundred_thousand_rows_in_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_bulk_inserts_nothing() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn failed_bulk_inserts_nothing(db: Database) {
     let repo = Repository::<User>::new(&db);
     // VALUES, COPY through one table, and COPY through several pipelined inserts of which
     // only the last fails.
@@ -339,9 +325,8 @@ async fn chunked_bulk_leaves_no_tables_and_no_open_transaction() {
     assert_eq!(repo.count().await.unwrap(), 25_000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repository_over_a_transaction_sees_its_own_writes() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn repository_over_a_transaction_sees_its_own_writes(db: Database) {
     let tx = db.transaction().await.unwrap();
     let in_tx = Repository::<User>::new(&tx);
     let created = in_tx.create(&user(5)).await.unwrap();
@@ -366,16 +351,15 @@ async fn repository_over_a_transaction_sees_its_own_writes() {
     assert_eq!(Repository::<User>::new(&db).count().await.unwrap(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repository_over_a_connection_and_a_client() {
-    let (tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn repository_over_a_connection_and_a_client(db: Database) {
     let conn = db.connection().await.unwrap();
     let repo = Repository::<User>::new(&conn);
     let created = repo.create(&user(1)).await.unwrap();
     assert_eq!(repo.get_by_id(created.id).await.unwrap(), created);
     drop(conn);
 
-    let client = tdb.connect().await.unwrap();
+    let client = db.settings().connect().await.unwrap();
     let repo = Repository::<User>::new(&client);
     assert_eq!(repo.get_by_id(created.id).await.unwrap(), created);
     let bulk = repo
@@ -385,9 +369,8 @@ async fn repository_over_a_connection_and_a_client() {
     assert_eq!(bulk.len(), 1_900);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typed_json_that_does_not_fit_is_invalid_data_naming_field_and_table() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn typed_json_that_does_not_fit_is_invalid_data_naming_field_and_table(db: Database) {
     let repo = Repository::<User>::new(&db);
     let created = repo.create(&user(1)).await.unwrap();
     db.connection()
@@ -638,9 +621,8 @@ async fn statements_are_cached_per_connection_bounded_and_survive_alter_table() 
     assert_eq!(repo.get_by_id(created.id).await.unwrap().id, created.id);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn insert_many_copies_all_or_nothing() {
-    let (_tdb, db) = users_db().await;
+#[toolkit::test(migrations = "migrations/users")]
+async fn insert_many_copies_all_or_nothing(db: Database) {
     let repo = Repository::<User>::new(&db);
     assert_eq!(repo.insert_many(&[]).await.unwrap(), 0);
     let rows: Vec<User> = (0..3_000).map(user).collect();

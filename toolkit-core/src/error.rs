@@ -124,6 +124,20 @@ pub enum Error {
         /// columns in field order, then the table's other columns.
         mismatches: Vec<SchemaMismatch>,
     },
+    /// A migration file could not be read or named, was edited after it was applied, would
+    /// run out of order, or failed (see [`Migrator::run`](crate::migrate::Migrator::run)).
+    #[error("migration {file}: {message}")]
+    Migration {
+        /// The file at fault, e.g. `0002_add_email.sql` (or the directory that cannot be read).
+        file: String,
+        /// Its version, when its name gave one.
+        version: Option<i64>,
+        /// What is wrong, with the server's error for a failed migration.
+        message: String,
+        /// The failed statement's error, or the I/O error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A table, column or savepoint name that cannot be quoted safely.
     #[error("invalid identifier {identifier:?}: {reason}")]
     InvalidIdentifier {

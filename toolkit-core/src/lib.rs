@@ -5,6 +5,7 @@
 mod database;
 pub mod entity;
 mod error;
+pub mod migrate;
 mod pool;
 mod query;
 mod replicas;

@@ -1,4 +1,4 @@
-//! `#[derive(Entity)]` for the `toolkit` crate. Use it through `toolkit::Entity`; the generated
+//! `#[derive(Entity)]`, `embed_migrations!` and `#[toolkit::test]` for the `toolkit` crate. Use it through `toolkit::Entity`; the generated
 //! code reaches the runtime only through `toolkit::__private`, which is why `toolkit` pins this
 //! crate to its exact version.
 //!
@@ -11,7 +11,10 @@ mod attr;
 mod case;
 mod check;
 mod ctxt;
+mod embed;
 mod expand;
+mod files;
+mod test_attr;
 #[cfg(test)]
 mod tests;
 
@@ -49,4 +52,27 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Entity, attributes(entity))]
 pub fn derive_entity(input: TokenStream) -> TokenStream {
     expand::derive(input.into()).into()
+}
+
+/// Embeds every migration file of a directory at compile time, as a
+/// `toolkit::migrate::Migrator`; the path is relative to the `Cargo.toml` of the crate that
+/// uses the macro. A misnamed `.sql` file, two files with one version and a missing directory
+/// are compile errors. Cargo rebuilds when an embedded file changes, but not when one is
+/// added: add `println!("cargo:rerun-if-changed=migrations");` to a build script for that.
+///
+/// ```text
+/// let migrator = toolkit::embed_migrations!("migrations");
+/// migrator.run(&db).await?;
+/// ```
+#[proc_macro]
+pub fn embed_migrations(input: TokenStream) -> TokenStream {
+    embed::expand(input.into()).into()
+}
+
+/// An async test that receives a `toolkit::Database` on a database of its own; see
+/// `toolkit::testing` for what it does and the keys it takes (`migrations = "dir"`,
+/// `fixtures("file.sql", ...)`).
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
 }

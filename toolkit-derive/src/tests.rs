@@ -451,3 +451,126 @@ fn snake_case_keeps_acronyms_together() {
         assert_eq!(snake_case(input), expected, "{input}");
     }
 }
+
+mod migrations {
+    //! `embed_migrations!` and the `migrations` key of `#[toolkit::test]` on the directories of
+    //! `tests/migrations/` in this crate (trybuild compiles its cases elsewhere, where a
+    //! relative directory cannot be found).
+
+    use std::path::Path;
+
+    use quote::quote;
+    use syn::LitStr;
+
+    use crate::embed::migrator;
+    use crate::files::migration_version;
+
+    fn root() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn lit(path: &str) -> LitStr {
+        LitStr::new(path, proc_macro2::Span::call_site())
+    }
+
+    #[test]
+    fn the_name_rule_matches_the_runtime_one() {
+        // The same cases as toolkit-core's `migrate::tests::file_names`.
+        assert_eq!(migration_version("0001_create_users.sql"), Ok(1));
+        assert_eq!(migration_version("V1__create_users.sql"), Ok(1));
+        assert_eq!(migration_version("v12__x.sql"), Ok(12));
+        assert_eq!(migration_version("0_zero.sql"), Ok(0));
+        for bad in [
+            "create_users.sql",
+            "1create.sql",
+            "1_.sql",
+            "_1_x.sql",
+            "V1_x.sql",
+            "V__x.sql",
+            "1_x.SQL",
+            "1_x",
+            "-1_x.sql",
+            "99999999999999999999_big.sql",
+        ] {
+            assert!(migration_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_misnamed_file_is_reported_at_once() {
+        let err = migrator(&lit("tests/migrations/bad"), root()).unwrap_err();
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("`V1__b.sql` has the same version as `1_a.sql`"));
+        assert!(messages[1].contains("not `create_c.sql`"));
+    }
+
+    #[test]
+    fn embeds_sql_files_in_name_order() {
+        let tokens = migrator(&lit("tests/migrations/good"), root()).unwrap();
+        let text = tokens.to_string();
+        let first = text.find("\"0001_a.sql\"").unwrap();
+        let second = text.find("\"V2__b.sql\"").unwrap();
+        assert!(first < second, "{text}");
+        assert!(!text.contains("README"), "{text}");
+        assert!(text.contains(&quote!(::toolkit::migrate::Migrator::__embedded).to_string()));
+    }
+
+    #[test]
+    fn a_missing_directory_is_named() {
+        let err = migrator(&lit("tests/migrations/none"), root()).unwrap_err();
+        assert!(err.to_string().contains("`tests/migrations/none`"), "{err}");
+    }
+}
+
+mod test_attribute {
+    //! `#[toolkit::test]` expansions; paths are relative to this crate's directory.
+
+    use quote::quote;
+
+    use crate::test_attr::expand;
+
+    #[test]
+    fn expands_to_a_test_that_runs_the_body_on_a_database() {
+        let out = expand(
+            quote!(
+                migrations = "tests/migrations/good",
+                fixtures("tests/migrations/good/0001_a.sql")
+            ),
+            quote! {
+                /// Docs stay.
+                #[ignore]
+                async fn finds(mut db: toolkit::Database) -> toolkit::Result<()> { Ok(()) }
+            },
+        );
+        let file: syn::File = syn::parse2(out.clone()).unwrap();
+        let text = out.to_string().replace(' ', "");
+        assert_eq!(file.items.len(), 1);
+        assert!(text.starts_with("#[doc=r\"Docsstay.\"]#[ignore]#[::core::prelude::v1::test]fnfinds()->toolkit::Result<()>{asyncfn__toolkit_test_body(mutdb:toolkit::Database)"), "{text}");
+        assert!(text.contains("tests/migrations/good\")"), "{text}");
+        assert!(
+            text.contains("(\"tests/migrations/good/0001_a.sql\",::core::include_str!("),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn misnamed_migrations_and_bad_functions_are_all_reported() {
+        let out = expand(
+            quote!(migrations = "tests/migrations/bad"),
+            quote!(
+                fn sync<T>(a: u8, b: u8) {}
+            ),
+        );
+        let text = out.to_string();
+        for expected in [
+            "has the same version",
+            "not `create_c.sql`",
+            "must be `async`",
+            "cannot be generic",
+            "takes one parameter",
+        ] {
+            assert!(text.contains(expected), "{expected}: {text}");
+        }
+    }
+}

@@ -154,6 +154,43 @@ pub(crate) fn drop_tables(tables: &[TableRef<'_>]) -> Result<String> {
     Ok(sql)
 }
 
+/// The statements of a migration run (`migrate/`), for its record table.
+pub(crate) struct MigrationSql {
+    /// Takes the run's transaction lock (`$1`, the key) and returns the transaction's id.
+    pub(crate) lock: String,
+    /// The record table as the `search_path` resolves it, or NULL when there is none (`$1`,
+    /// its quoted name).
+    pub(crate) exists: String,
+    pub(crate) create: String,
+    /// `version, name, checksum, execution_ms` of every record, by version.
+    pub(crate) records: String,
+    /// Inserts a record (`$1..$4`) only while still in transaction `$5`; returns a row if so.
+    pub(crate) record: String,
+}
+
+impl MigrationSql {
+    pub(crate) fn new(table: &Ident) -> MigrationSql {
+        let table = table.quoted();
+        MigrationSql {
+            lock: "SELECT txid_current() FROM pg_advisory_xact_lock($1)".into(),
+            exists: "SELECT to_regclass($1::text)::text".into(),
+            create: format!(
+                "CREATE TABLE {table} (version bigint PRIMARY KEY, name text NOT NULL, \
+                 checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), \
+                 execution_ms bigint NOT NULL)"
+            ),
+            records: format!(
+                "SELECT version, name, checksum, execution_ms FROM {table} ORDER BY version"
+            ),
+            record: format!(
+                "INSERT INTO {table} (version, name, checksum, execution_ms) \
+                 SELECT $1::bigint, $2::text, $3::text, $4::bigint \
+                 WHERE txid_current() = $5::bigint RETURNING version"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,7 +202,7 @@ impl TestCluster {
     }
 
     fn launch(options: TestClusterBuilder) -> io::Result<TestCluster> {
-        let run_as = if effective_uid()? == 0 {
+        let run_as = if effective_uid() == 0 {
             Some(postgres_ids()?)
         } else {
             None
@@ -337,24 +337,47 @@ impl TestCluster {
         })
     }
 
-    /// A shell loop that outlives us: once our process is gone it stops the server and removes
-    /// the directory, so a crashed or `process::exit`ed test binary leaves nothing running.
+    /// A shell that outlives us: once our process is gone it stops the server and removes the
+    /// directory, so a crashed or `process::exit`ed test binary leaves nothing running.
+    ///
+    /// It learns that we are gone from its stdin, a pipe whose only writer is this process
+    /// (kept open in the returned `Child`; std opens pipes close-on-exec, so no other child
+    /// inherits it): the read ends when the kernel closes our end, however we exit. That is
+    /// POSIX, unlike polling `/proc/<pid>`, and needs no permission to signal us (the watchdog
+    /// runs as the server's user). A `keep` file in the directory (see
+    /// [`TestCluster::keep_after_exit`]) leaves the server running for inspection.
     fn spawn_watchdog(&self) -> io::Result<Child> {
+        let dir = self.dir.path().display();
         let script = format!(
-            "trap '' INT TERM HUP; while [ -d /proc/{pid} ]; do sleep 0.5; done; \
+            "trap '' INT TERM HUP; cat >/dev/null; [ -e '{dir}/keep' ] && exit 0; \
              '{pg_ctl}' -D '{data}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
-            pid = std::process::id(),
             pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.data_dir().display(),
-            dir = self.dir.path().display(),
         );
         let mut cmd = self.command_path(Path::new("/bin/sh"));
         cmd.arg("-c")
             .arg(script)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         cmd.spawn()
+    }
+
+    /// Leaves this cluster running after the test process exits, instead of letting the
+    /// watchdog stop and remove it (a cluster that is dropped is still stopped), and returns
+    /// how to stop it by hand. For a kept test database on the cluster a test binary shares.
+    pub(crate) fn keep_after_exit(&self) -> io::Result<String> {
+        fs::write(self.dir.path().join("keep"), b"")?;
+        let stop = format!(
+            "'{}' -D '{}' stop && rm -rf '{}'",
+            self.bin.join("pg_ctl").display(),
+            self.data_dir().display(),
+            self.dir.path().display()
+        );
+        Ok(match self.run_as {
+            Some(_) => format!("su postgres -c \"{stop}\""),
+            None => stop,
+        })
     }
 
     fn command(&self, program: &str) -> Command {
@@ -467,14 +490,10 @@ fn find_bin_dir() -> io::Result<PathBuf> {
     })
 }
 
-fn effective_uid() -> io::Result<u32> {
-    let status = fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .and_then(|euid| euid.parse().ok())
-        .ok_or_else(|| io::Error::other("cannot read the effective uid from /proc/self/status"))
+/// The effective uid, from the `geteuid` call itself (through rustix's safe wrapper, as the
+/// workspace forbids `unsafe`): portable to every Unix, unlike `/proc/self/status`.
+fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 fn postgres_ids() -> io::Result<(u32, u32)> {

@@ -15,6 +15,50 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # `#[toolkit::test]`
+//!
+//! The attribute makes an async test (on a multi-threaded runtime of its own, two workers)
+//! that receives a [`Database`](toolkit_core::Database) on a database of its own:
+//!
+//! ```no_run
+//! use toolkit::Database;
+//!
+//! #[toolkit::test(migrations = "tests/migrations", fixtures("tests/fixtures/users.sql"))]
+//! async fn finds_ada(db: Database) -> toolkit::Result<()> {
+//!     let row = db.connection().await?.query_one("SELECT count(*) FROM users", &[]).await?;
+//!     assert_eq!(row.get::<_, i64>(0), 1);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! - `migrations = "dir"`: the test's database is a copy (`CREATE DATABASE .. TEMPLATE`) of a
+//!   template that has every migration of `dir` applied (see [`migrate`](toolkit_core::migrate)).
+//!   The template is made once per test binary and directory; tests running meanwhile wait for
+//!   it. It is named after the migrations' checksum, so test binaries with other migrations
+//!   never share one, binaries with the same ones wait for each other (an advisory lock) and
+//!   then share it, and on a `DATABASE_URL` server the next run reuses it. Without the key the
+//!   database is empty.
+//! - `fixtures("a.sql", ...)`: SQL files run, in order, on the test's database before the body
+//!   (embedded at compile time).
+//! - Paths are relative to the directory of the crate's `Cargo.toml`. A missing directory or
+//!   file, a misnamed migration, an unknown key, a function that is not `async` or does not take
+//!   exactly one parameter are compile errors.
+//! - The body may return `()` or a `Result`; an `Err` fails the test like a panic.
+//! - Afterwards the database is dropped (its pool closed first, so the drop waits for nobody),
+//!   unless the test failed and the environment variable [`KEEP_ENV`]
+//!   (`TOOLKIT_KEEP_TEST_DB=1`) is set: then it is kept, and the test's output says where
+//!   (`postgres://user@host:port/name`) and how to remove it. On the throwaway cluster, the
+//!   cluster is then left running after the binary exits, and the output says how to stop it.
+//!
+//! # Where it runs
+//!
+//! With `DATABASE_URL` set, anywhere a connection to that server can be made. The throwaway
+//! cluster needs a Unix, not Windows (`/bin/sh`, `initdb`, `pg_ctl`, Unix permissions), and
+//! nothing Linux-only: its watchdog learns that the test process is gone when the pipe on its
+//! stdin closes, and the effective uid comes from `geteuid` (rustix). As root, where `initdb`
+//! refuses to run, the server runs as the `postgres` user looked up in `/etc/passwd`. Tested
+//! on Linux.
+//!
 //! With `TOOLKIT_TEST_TLS=1` the throwaway cluster takes TLS connections only (certificates
 //! made for it, plain TCP rejected by `pg_hba.conf`) and its settings use `ssl_mode`
 //! verify-full, so a whole test suite runs over TLS.
@@ -24,11 +68,20 @@
 
 mod cluster;
 mod database;
+mod harness;
+mod template;
 mod tls;
 
 pub use cluster::{TestCluster, TestClusterBuilder};
 pub use database::TestDatabase;
+pub use harness::KEEP_ENV;
 pub use tls::{CertifiedKey, TestCertificates};
+
+/// What `#[toolkit::test]` expands to reaches the harness only through here; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::harness::{run, Outcome, Spec};
+}
 
 use toolkit_core::{DatabaseSettings, Error, Result};
 

@@ -1,0 +1,3 @@
+fn main() {
+    let _ = toolkit::embed_migrations!("tests/no_such_dir");
+}

@@ -1,0 +1,6 @@
+#[toolkit::test]
+fn not_async(db: toolkit::Database) {
+    drop(db);
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[toolkit::test]
+async fn no_database() {}
+
+#[toolkit::test]
+async fn two(db: toolkit::Database, other: toolkit::Database) {
+    drop((db, other));
+}
+
+fn main() {}
