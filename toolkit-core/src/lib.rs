@@ -5,6 +5,7 @@
 mod database;
 pub mod entity;
 mod error;
+mod observe;
 mod pool;
 mod query;
 mod repository;
@@ -22,7 +23,7 @@ pub use entity::Entity;
 #[doc(hidden)]
 pub use entity::private as __private;
 pub use error::{BoxError, DisplayChain, Error, PoolErrorKind, Result};
-pub use pool::{AsStatement, Connection, Pool, PoolState};
+pub use pool::{AsStatement, Connection, Pool, PoolState, PoolStatus};
 pub use query::{Col, Cursor, Filter, IntoValue, OrderBy, Page};
 pub use repository::{Executor, ExecutorRef, Find, Repository};
 pub use retry::RetryPolicy;

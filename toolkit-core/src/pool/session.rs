@@ -12,11 +12,15 @@
 //! - the lost-connection mark: a statement that failed because the connection is gone abandons
 //!   it, so it is not handed to the next caller in the window before the socket is seen closed;
 //! - the in-doubt mark ([`InDoubt`]) for work that opens a transaction or session state;
-//! - pipelining: a lent connection counts the statements running on it.
+//! - pipelining: a lent connection counts the statements running on it;
+//! - tracing: statements run inside the operation's span, which records the first failure
+//!   (`error.type`) and, when the settings allow, the SQL text; a statement slower than
+//!   `slow_statement_threshold` emits an event.
 
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
@@ -25,6 +29,7 @@ use tokio_postgres::{Client, Row, RowStream, SimpleQueryMessage, Statement};
 use super::lending::Lent;
 use super::manager::Marks;
 use super::Connection;
+use crate::observe::{self, OpSpan};
 use crate::{Error, Result, SqlState};
 
 /// The connection a session runs on.
@@ -47,6 +52,14 @@ pub(crate) struct Session<'a> {
     /// Inside a transaction block the caller controls: a failed statement has aborted it, so
     /// nothing is retried.
     in_transaction: bool,
+    /// The span of the operation this session serves.
+    trace: Trace<'a>,
+}
+
+/// A session's span: the operation's own, or its transaction's.
+enum Trace<'a> {
+    Own(OpSpan),
+    Of(&'a OpSpan),
 }
 
 impl<'a> Session<'a> {
@@ -54,6 +67,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Owned(conn),
             in_transaction: false,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -61,6 +75,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Lent(lent),
             in_transaction: false,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -68,6 +83,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Borrowed(conn),
             in_transaction: false,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -76,6 +92,7 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Borrowed(conn),
             in_transaction: true,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -83,6 +100,34 @@ impl<'a> Session<'a> {
         Session {
             lease: Lease::Client(client),
             in_transaction: false,
+            trace: Trace::Own(OpSpan::none()),
+        }
+    }
+
+    /// Runs the session's statements in `span`, which learns where they go.
+    pub(crate) fn traced(mut self, span: OpSpan) -> Self {
+        self.record_endpoint(&span);
+        self.trace = Trace::Own(span);
+        self
+    }
+
+    /// Runs the session's statements in a span someone else owns (a transaction's).
+    pub(crate) fn traced_in(mut self, span: &'a OpSpan) -> Self {
+        self.trace = Trace::Of(span);
+        self
+    }
+
+    /// Records on `span` where this session's connection goes.
+    pub(crate) fn record_endpoint(&self, span: &OpSpan) {
+        if let Some(conn) = self.connection() {
+            span.record_endpoint(&conn.pg().pool.observe.endpoint);
+        }
+    }
+
+    fn span(&self) -> &OpSpan {
+        match &self.trace {
+            Trace::Own(span) => span,
+            Trace::Of(span) => span,
         }
     }
 
@@ -126,7 +171,7 @@ impl<'a> Session<'a> {
                 "prepare creates a named statement, which StatementMode::Unnamed never does",
             ));
         }
-        self.guard(async {
+        self.guard(Some(sql), async {
             match self.connection() {
                 Some(conn) => conn.statements().prepare(&conn.pg().client, sql).await,
                 None => Ok(self.client().prepare(sql).await?),
@@ -143,7 +188,7 @@ impl<'a> Session<'a> {
         params: &[&(dyn ToSql + Sync)],
         mut map: impl FnMut(Row) -> Result<T>,
     ) -> Result<Vec<T>> {
-        self.guard(async {
+        self.guard(text_of(sql), async {
             let mut stream = pin!(self.start(sql, params).await?);
             let mut out = Vec::new();
             while let Some(row) = stream.try_next().await? {
@@ -169,7 +214,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
-        self.guard(async {
+        self.guard(text_of(sql), async {
             if let Some(text) = self.unnamed_text(sql) {
                 let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_opt(text, &typed).await?);
@@ -192,7 +237,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row> {
-        self.guard(async {
+        self.guard(text_of(sql), async {
             if let Some(text) = self.unnamed_text(sql) {
                 let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_one(text, &typed).await?);
@@ -215,7 +260,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64> {
-        self.guard(async {
+        self.guard(text_of(sql), async {
             let mut stream = pin!(self.start(sql, params).await?);
             while stream.try_next().await?.is_some() {}
             Ok(stream.rows_affected().unwrap_or(0))
@@ -229,28 +274,38 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<RowStream> {
-        self.guard(self.start(sql, params)).await
+        self.guard(text_of(sql), self.start(sql, params)).await
     }
 
     /// Several statements without parameters, in one simple-protocol message.
     pub(crate) async fn batch_execute(&self, sql: &str) -> Result<()> {
-        self.guard(async { Ok(self.client().batch_execute(sql).await?) })
-            .await
+        self.guard(Some(sql), async {
+            Ok(self.client().batch_execute(sql).await?)
+        })
+        .await
     }
 
     /// Like `Client::simple_query`.
     pub(crate) async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>> {
-        self.guard(async { Ok(self.client().simple_query(sql).await?) })
-            .await
+        self.guard(Some(sql), async {
+            Ok(self.client().simple_query(sql).await?)
+        })
+        .await
     }
 
     /// Runs `operation` (statements sent through [`Session::client`]) under the same rules as
-    /// the session's own statements.
+    /// the session's own statements; it is timed as a whole only by `query_timeout`, since it
+    /// is not one statement.
     pub(crate) async fn run<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        self.guard(operation).await
+        let span = self.span();
+        let outcome = span.within(self.deadline(operation)).await;
+        if let Err(err) = &outcome {
+            span.record_error(err);
+        }
+        outcome
     }
 
     /// The SQL text of `sql` when it must be sent unnamed (`StatementMode::Unnamed`); a
@@ -323,8 +378,41 @@ impl<'a> Session<'a> {
         !self.in_transaction
     }
 
+    /// One statement (`text`, when it is text) in the session's span: its text recorded when
+    /// the settings allow, timed against `slow_statement_threshold`, its failure recorded;
+    /// under the deadline and the marks.
+    async fn guard<T>(
+        &self,
+        text: Option<&str>,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let span = self.span();
+        let observe = self.connection().map(|conn| &conn.pg().pool.observe);
+        let shown = text.filter(|_| observe.is_some_and(|o| o.query_text));
+        if let Some(text) = shown {
+            span.record_text(text);
+        }
+        let slow = observe.and_then(|o| o.slow_statement);
+        // No clock read when nothing could report it.
+        let started = slow.filter(|_| observe::ENABLED).map(|_| Instant::now());
+        let outcome = span.within(self.deadline(operation)).await;
+        if let (Some(started), Some(threshold)) = (started, slow) {
+            let elapsed = started.elapsed();
+            if elapsed >= threshold {
+                span.slow_statement(elapsed, threshold, shown);
+            }
+        }
+        if let Err(err) = &outcome {
+            span.record_error(err);
+        }
+        outcome
+    }
+
     /// The deadline and the marks around one operation on the connection.
-    async fn guard<T>(&self, operation: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    async fn deadline<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let Some(conn) = self.connection() else {
             return operation.await;
         };
@@ -362,6 +450,14 @@ impl<'a> Session<'a> {
             conn.abandon();
         }
         outcome
+    }
+}
+
+/// The SQL text of `sql`, when it is text.
+pub(crate) fn text_of(sql: &(impl AsStatement + ?Sized)) -> Option<&str> {
+    match sql.source() {
+        Source::Text(text) => Some(text),
+        Source::Prepared(_) => None,
     }
 }
 

@@ -7,11 +7,13 @@ mod executor;
 mod find;
 mod more;
 mod statements;
+mod traced;
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 use crate::entity::Entity;
+use crate::observe::{Op, Operation};
 use crate::{Error, Result};
 use bind::{refs, Bound};
 use statements::EntitySql;
@@ -82,7 +84,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn create(&self, value: &E) -> Result<E> {
         let sql = EntitySql::of::<E>()?;
         let params = Bound::fields(value, &sql.insert_columns)?;
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Insert))
+            .await?;
         let row = session
             .query_one(sql.insert.as_str(), &refs(&params))
             .await?;
@@ -109,7 +114,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn get_by_id(&self, id: impl Borrow<E::Id>) -> Result<E> {
         let id = id.borrow();
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Select))
+            .await?;
         let key = Bound::key::<E>(id);
         match session.query_opt(sql.get_by_id.as_str(), &[&key]).await? {
             Some(row) => E::from_row(&row),
@@ -120,7 +128,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Every row of the table.
     pub async fn get_all(&self) -> Result<Vec<E>> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Select))
+            .await?;
         session
             .query_map(sql.get_all.as_str(), &[], |row| E::from_row(&row))
             .await
@@ -147,7 +158,10 @@ impl<'e, E: Entity> Repository<'e, E> {
         params.push(Bound::key::<E>(id));
         let checked = expected.is_some();
         params.extend(expected);
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Update))
+            .await?;
         match session.query_opt(&*statement, &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => Err(self.missing_or_conflict(&session, sql, id, checked).await),
@@ -169,7 +183,10 @@ impl<'e, E: Entity> Repository<'e, E> {
         if let Some(version) = E::META.version {
             params.push(Bound::field(value, version)?);
         }
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Update))
+            .await?;
         match session.query_opt(save.as_str(), &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => {
@@ -213,14 +230,17 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// [`purge`](Repository::purge)).
     pub async fn delete(&self, id: impl Borrow<E::Id>) -> Result<()> {
         let sql = EntitySql::of::<E>()?;
-        self.execute_by_key(&sql.delete, id.borrow()).await
+        let operation = Operation::delete(E::META);
+        self.execute_by_key(operation, &sql.delete, id.borrow())
+            .await
     }
 
     /// Deletes the row with key `id` for good, soft-deleted or not; a missing key is
     /// [`Error::RecordNotFound`].
     pub async fn purge(&self, id: impl Borrow<E::Id>) -> Result<()> {
         let sql = EntitySql::of::<E>()?;
-        self.execute_by_key(&sql.purge, id.borrow()).await
+        self.execute_by_key(Operation::Delete, &sql.purge, id.borrow())
+            .await
     }
 
     /// Makes a soft-deleted row live again; a missing key is [`Error::RecordNotFound`], and an
@@ -235,11 +255,17 @@ impl<'e, E: Entity> Repository<'e, E> {
                 None,
             ));
         };
-        self.execute_by_key(restore, id.borrow()).await
+        self.execute_by_key(Operation::Update, restore, id.borrow())
+            .await
     }
 
-    async fn execute_by_key(&self, statement: &str, id: &E::Id) -> Result<()> {
-        let session = self.executor.acquire().await?;
+    async fn execute_by_key(
+        &self,
+        operation: Operation,
+        statement: &str,
+        id: &E::Id,
+    ) -> Result<()> {
+        let session = self.executor.session(Op::on::<E>(operation)).await?;
         match session.execute(statement, &[&Bound::key::<E>(id)]).await? {
             0 => Err(Self::not_found(id)),
             _ => Ok(()),
@@ -249,7 +275,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Whether a row with key `id` exists.
     pub async fn exists(&self, id: impl Borrow<E::Id>) -> Result<bool> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Select))
+            .await?;
         let key = Bound::key::<E>(id.borrow());
         Ok(session
             .query_one(sql.exists.as_str(), &[&key])
@@ -260,7 +289,10 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Number of rows in the table.
     pub async fn count(&self) -> Result<i64> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Select))
+            .await?;
         Ok(session
             .query_one(sql.count.as_str(), &[])
             .await?

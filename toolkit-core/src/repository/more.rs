@@ -8,6 +8,7 @@ use super::statements::{small, special_column, table_ref, EntitySql, ShapeKind};
 use super::Repository;
 use crate::entity::private::Param;
 use crate::entity::{Entity, EntityMeta};
+use crate::observe::{Op, Operation};
 use crate::query::Filter;
 use crate::sql::{control, Insert};
 use crate::{Error, Result};
@@ -43,7 +44,10 @@ impl<'e, E: Entity> Repository<'e, E> {
             )
         })?;
         let ids = Bound::param::<E>(Param::Ref(&ids), meta.key);
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Select))
+            .await?;
         session
             .query_map(&*text, &[&ids], |row| E::from_row(&row))
             .await
@@ -115,7 +119,10 @@ impl<'e, E: Entity> Repository<'e, E> {
         key.extend(on.iter().map(|&c| small(c)));
         let text = sql.shaped(&key, || render_upsert(meta, sql, &written, &on))?;
         let params = Bound::fields(value, &written)?;
-        let session = self.executor.acquire().await?;
+        let session = self
+            .executor
+            .session(Op::on::<E>(Operation::Insert))
+            .await?;
         let row = session.query_one(&*text, &refs(&params)).await?;
         E::from_row(&row)
     }
@@ -131,7 +138,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// # Ok(()) }
     /// ```
     pub async fn query_as(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<E>> {
-        let session = self.executor.acquire().await?;
+        let session = self.executor.session(Op::sql(Some(sql))).await?;
         let described = session.describe(sql).await?;
         let at = by_name(E::META, &described.columns)?;
         session
