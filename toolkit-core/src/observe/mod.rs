@@ -38,14 +38,6 @@ pub(crate) enum Operation {
 }
 
 impl Operation {
-    /// What a delete is: an `UPDATE` that stamps the row when the entity soft-deletes.
-    pub(crate) fn delete(meta: &EntityMeta) -> Operation {
-        match meta.soft_delete {
-            Some(_) => Operation::Update,
-            None => Operation::Delete,
-        }
-    }
-
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -76,6 +68,34 @@ impl Op<'_> {
             table: Some(E::META),
             text: None,
         }
+    }
+
+    pub(crate) fn select<E: Entity>() -> Op<'static> {
+        Op::on::<E>(Operation::Select)
+    }
+
+    pub(crate) fn insert<E: Entity>() -> Op<'static> {
+        Op::on::<E>(Operation::Insert)
+    }
+
+    pub(crate) fn update<E: Entity>() -> Op<'static> {
+        Op::on::<E>(Operation::Update)
+    }
+
+    pub(crate) fn delete<E: Entity>() -> Op<'static> {
+        Op::on::<E>(Operation::Delete)
+    }
+
+    /// What `delete` does: an `UPDATE` that stamps the row when the entity soft-deletes.
+    pub(crate) fn soft_delete<E: Entity>() -> Op<'static> {
+        match E::META.soft_delete {
+            Some(_) => Op::update::<E>(),
+            None => Op::delete::<E>(),
+        }
+    }
+
+    pub(crate) fn copy<E: Entity>() -> Op<'static> {
+        Op::on::<E>(Operation::Copy)
     }
 }
 

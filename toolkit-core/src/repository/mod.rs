@@ -13,7 +13,7 @@ use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 use crate::entity::Entity;
-use crate::observe::{Op, Operation};
+use crate::observe::Op;
 use crate::{Error, Result};
 use bind::{refs, Bound};
 use statements::EntitySql;
@@ -84,10 +84,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn create(&self, value: &E) -> Result<E> {
         let sql = EntitySql::of::<E>()?;
         let params = Bound::fields(value, &sql.insert_columns)?;
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Insert))
-            .await?;
+        let session = self.executor.session(Op::insert::<E>()).await?;
         let row = session
             .query_one(sql.insert.as_str(), &refs(&params))
             .await?;
@@ -114,10 +111,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn get_by_id(&self, id: impl Borrow<E::Id>) -> Result<E> {
         let id = id.borrow();
         let sql = EntitySql::of::<E>()?;
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Select))
-            .await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         let key = Bound::key::<E>(id);
         match session.query_opt(sql.get_by_id.as_str(), &[&key]).await? {
             Some(row) => E::from_row(&row),
@@ -128,10 +122,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Every row of the table.
     pub async fn get_all(&self) -> Result<Vec<E>> {
         let sql = EntitySql::of::<E>()?;
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Select))
-            .await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         session
             .query_map(sql.get_all.as_str(), &[], |row| E::from_row(&row))
             .await
@@ -158,10 +149,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         params.push(Bound::key::<E>(id));
         let checked = expected.is_some();
         params.extend(expected);
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Update))
-            .await?;
+        let session = self.executor.session(Op::update::<E>()).await?;
         match session.query_opt(&*statement, &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => Err(self.missing_or_conflict(&session, sql, id, checked).await),
@@ -183,10 +171,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         if let Some(version) = E::META.version {
             params.push(Bound::field(value, version)?);
         }
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Update))
-            .await?;
+        let session = self.executor.session(Op::update::<E>()).await?;
         match session.query_opt(save.as_str(), &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => {
@@ -230,8 +215,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// [`purge`](Repository::purge)).
     pub async fn delete(&self, id: impl Borrow<E::Id>) -> Result<()> {
         let sql = EntitySql::of::<E>()?;
-        let operation = Operation::delete(E::META);
-        self.execute_by_key(operation, &sql.delete, id.borrow())
+        self.execute_by_key(Op::soft_delete::<E>(), &sql.delete, id.borrow())
             .await
     }
 
@@ -239,7 +223,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// [`Error::RecordNotFound`].
     pub async fn purge(&self, id: impl Borrow<E::Id>) -> Result<()> {
         let sql = EntitySql::of::<E>()?;
-        self.execute_by_key(Operation::Delete, &sql.purge, id.borrow())
+        self.execute_by_key(Op::delete::<E>(), &sql.purge, id.borrow())
             .await
     }
 
@@ -255,17 +239,12 @@ impl<'e, E: Entity> Repository<'e, E> {
                 None,
             ));
         };
-        self.execute_by_key(Operation::Update, restore, id.borrow())
+        self.execute_by_key(Op::update::<E>(), restore, id.borrow())
             .await
     }
 
-    async fn execute_by_key(
-        &self,
-        operation: Operation,
-        statement: &str,
-        id: &E::Id,
-    ) -> Result<()> {
-        let session = self.executor.session(Op::on::<E>(operation)).await?;
+    async fn execute_by_key(&self, op: Op<'_>, statement: &str, id: &E::Id) -> Result<()> {
+        let session = self.executor.session(op).await?;
         match session.execute(statement, &[&Bound::key::<E>(id)]).await? {
             0 => Err(Self::not_found(id)),
             _ => Ok(()),
@@ -275,10 +254,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Whether a row with key `id` exists.
     pub async fn exists(&self, id: impl Borrow<E::Id>) -> Result<bool> {
         let sql = EntitySql::of::<E>()?;
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Select))
-            .await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         let key = Bound::key::<E>(id.borrow());
         Ok(session
             .query_one(sql.exists.as_str(), &[&key])
@@ -289,10 +265,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Number of rows in the table.
     pub async fn count(&self) -> Result<i64> {
         let sql = EntitySql::of::<E>()?;
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Select))
-            .await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         Ok(session
             .query_one(sql.count.as_str(), &[])
             .await?

@@ -8,7 +8,7 @@ use super::statements::{small, special_column, table_ref, EntitySql, ShapeKind};
 use super::Repository;
 use crate::entity::private::Param;
 use crate::entity::{Entity, EntityMeta};
-use crate::observe::{Op, Operation};
+use crate::observe::Op;
 use crate::query::Filter;
 use crate::sql::{control, Insert};
 use crate::{Error, Result};
@@ -44,10 +44,7 @@ impl<'e, E: Entity> Repository<'e, E> {
             )
         })?;
         let ids = Bound::param::<E>(Param::Ref(&ids), meta.key);
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Select))
-            .await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         session
             .query_map(&*text, &[&ids], |row| E::from_row(&row))
             .await
@@ -119,10 +116,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         key.extend(on.iter().map(|&c| small(c)));
         let text = sql.shaped(&key, || render_upsert(meta, sql, &written, &on))?;
         let params = Bound::fields(value, &written)?;
-        let session = self
-            .executor
-            .session(Op::on::<E>(Operation::Insert))
-            .await?;
+        let session = self.executor.session(Op::insert::<E>()).await?;
         let row = session.query_one(&*text, &refs(&params)).await?;
         E::from_row(&row)
     }
