@@ -2,7 +2,6 @@
 //! compiles away.
 
 use std::fmt::Display;
-use std::future::Future;
 use std::time::Duration;
 
 use super::{Endpoint, Op};
@@ -40,11 +39,6 @@ impl OpSpan {
     pub(crate) fn record_text(&self, _text: &str) {}
 
     #[inline(always)]
-    pub(crate) fn within<F: Future>(&self, operation: F) -> F {
-        operation
-    }
-
-    #[inline(always)]
     pub(crate) fn slow_statement(&self, _: Duration, _: Duration, _: Option<&str>) {}
 }
 
@@ -64,4 +58,7 @@ pub(crate) fn connect_failed(_target: &str, _error: &dyn Display) {}
 pub(crate) fn discarded(_target: &str, _reason: &'static str, _trouble: bool) {}
 
 /// Spans and events are compiled out: nothing is timed for them.
-pub(crate) const ENABLED: bool = false;
+#[inline(always)]
+pub(crate) fn slow_statements_wanted() -> bool {
+    false
+}

@@ -7,8 +7,6 @@
 //! statements), INFO for a transaction rerun, DEBUG for routine discards.
 
 use std::fmt::Display;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -141,17 +139,6 @@ impl OpSpan {
         self.span.record("db.query.text", text);
     }
 
-    /// Runs `operation` inside the span: entered at each poll, so events and child spans
-    /// created meanwhile belong to it.
-    pub(crate) async fn within<F: Future>(&self, operation: F) -> F::Output {
-        let mut operation = pin!(operation);
-        std::future::poll_fn(|cx| {
-            let _entered = self.span.enter();
-            operation.as_mut().poll(cx)
-        })
-        .await
-    }
-
     /// A statement ran for `elapsed`, at least the `slow_statement_threshold`.
     pub(crate) fn slow_statement(
         &self,
@@ -244,5 +231,8 @@ pub(crate) fn discarded(target: &str, reason: &'static str, trouble: bool) {
     }
 }
 
-/// Spans and events are compiled in.
-pub(crate) const ENABLED: bool = true;
+/// Whether a slow statement would be reported: asked before timing one, so that a process
+/// without a subscriber for the toolkit's warnings does not read the clock for nothing.
+pub(crate) fn slow_statements_wanted() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::WARN)
+}

@@ -13,9 +13,9 @@
 //!   it, so it is not handed to the next caller in the window before the socket is seen closed;
 //! - the in-doubt mark ([`InDoubt`]) for work that opens a transaction or session state;
 //! - pipelining: a lent connection counts the statements running on it;
-//! - tracing: statements run inside the operation's span, which records the first failure
-//!   (`error.type`) and, when the settings allow, the SQL text; a statement slower than
-//!   `slow_statement_threshold` emits an event.
+//! - tracing: the operation's span records the first failure (`error.type`) and, when the
+//!   settings allow, the SQL text; a statement slower than `slow_statement_threshold` emits
+//!   an event in it.
 
 use std::pin::pin;
 use std::sync::atomic::Ordering;
@@ -104,14 +104,15 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Runs the session's statements in `span`, which learns where they go.
+    /// Records what the session's statements do on `span`, which learns where they go.
     pub(crate) fn traced(mut self, span: OpSpan) -> Self {
         self.record_endpoint(&span);
         self.trace = Trace::Own(span);
         self
     }
 
-    /// Runs the session's statements in a span someone else owns (a transaction's).
+    /// Records what the session's statements do on a span someone else owns (a
+    /// transaction's).
     pub(crate) fn traced_in(mut self, span: &'a OpSpan) -> Self {
         self.trace = Trace::Of(span);
         self
@@ -171,7 +172,7 @@ impl<'a> Session<'a> {
                 "prepare creates a named statement, which StatementMode::Unnamed never does",
             ));
         }
-        self.guard(Some(sql), async {
+        self.guard(Some(sql), true, async {
             match self.connection() {
                 Some(conn) => conn.statements().prepare(&conn.pg().client, sql).await,
                 None => Ok(self.client().prepare(sql).await?),
@@ -188,7 +189,7 @@ impl<'a> Session<'a> {
         params: &[&(dyn ToSql + Sync)],
         mut map: impl FnMut(Row) -> Result<T>,
     ) -> Result<Vec<T>> {
-        self.guard(text_of(sql), async {
+        self.guard(text_of(sql), true, async {
             let mut stream = pin!(self.start(sql, params).await?);
             let mut out = Vec::new();
             while let Some(row) = stream.try_next().await? {
@@ -214,7 +215,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
-        self.guard(text_of(sql), async {
+        self.guard(text_of(sql), true, async {
             if let Some(text) = self.unnamed_text(sql) {
                 let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_opt(text, &typed).await?);
@@ -237,7 +238,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row> {
-        self.guard(text_of(sql), async {
+        self.guard(text_of(sql), true, async {
             if let Some(text) = self.unnamed_text(sql) {
                 let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_one(text, &typed).await?);
@@ -260,7 +261,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64> {
-        self.guard(text_of(sql), async {
+        self.guard(text_of(sql), true, async {
             let mut stream = pin!(self.start(sql, params).await?);
             while stream.try_next().await?.is_some() {}
             Ok(stream.rows_affected().unwrap_or(0))
@@ -274,12 +275,13 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<RowStream> {
-        self.guard(text_of(sql), self.start(sql, params)).await
+        self.guard(text_of(sql), true, self.start(sql, params))
+            .await
     }
 
     /// Several statements without parameters, in one simple-protocol message.
     pub(crate) async fn batch_execute(&self, sql: &str) -> Result<()> {
-        self.guard(Some(sql), async {
+        self.guard(Some(sql), true, async {
             Ok(self.client().batch_execute(sql).await?)
         })
         .await
@@ -287,7 +289,7 @@ impl<'a> Session<'a> {
 
     /// Like `Client::simple_query`.
     pub(crate) async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>> {
-        self.guard(Some(sql), async {
+        self.guard(Some(sql), true, async {
             Ok(self.client().simple_query(sql).await?)
         })
         .await
@@ -300,12 +302,7 @@ impl<'a> Session<'a> {
         &self,
         operation: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let span = self.span();
-        let outcome = span.within(self.deadline(operation)).await;
-        if let Err(err) = &outcome {
-            span.record_error(err);
-        }
-        outcome
+        self.guard(None, false, operation).await
     }
 
     /// The SQL text of `sql` when it must be sent unnamed (`StatementMode::Unnamed`); a
@@ -378,47 +375,33 @@ impl<'a> Session<'a> {
         !self.in_transaction
     }
 
-    /// One statement (`text`, when it is text) in the session's span: its text recorded when
-    /// the settings allow, timed against `slow_statement_threshold`, its failure recorded;
-    /// under the deadline and the marks.
+    /// The deadline and the marks around one operation on the connection, and its tracing:
+    /// the failure recorded on the session's span; for a statement (`timed`), its `text`
+    /// recorded when the settings allow and its time checked against
+    /// `slow_statement_threshold`. The span is not entered around the operation: wrapping
+    /// every statement's future cost more (moving it once more) than anything it would show.
     async fn guard<T>(
         &self,
         text: Option<&str>,
-        operation: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let span = self.span();
-        let observe = self.connection().map(|conn| &conn.pg().pool.observe);
-        let shown = text.filter(|_| observe.is_some_and(|o| o.query_text));
-        if let Some(text) = shown {
-            span.record_text(text);
-        }
-        let slow = observe.and_then(|o| o.slow_statement);
-        // No clock read when nothing could report it.
-        let started = slow.filter(|_| observe::ENABLED).map(|_| Instant::now());
-        let outcome = span.within(self.deadline(operation)).await;
-        if let (Some(started), Some(threshold)) = (started, slow) {
-            let elapsed = started.elapsed();
-            if elapsed >= threshold {
-                span.slow_statement(elapsed, threshold, shown);
-            }
-        }
-        if let Err(err) = &outcome {
-            span.record_error(err);
-        }
-        outcome
-    }
-
-    /// The deadline and the marks around one operation on the connection.
-    async fn deadline<T>(
-        &self,
+        timed: bool,
         operation: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         let Some(conn) = self.connection() else {
-            return operation.await;
+            return self.traced_outcome(operation.await);
         };
         if conn.is_abandoned() {
-            return Err(abandoned_error());
+            return self.traced_outcome(Err(abandoned_error()));
         }
+        let observe = &conn.pg().pool.observe;
+        let shown = text.filter(|_| observe.query_text);
+        if let Some(text) = shown {
+            self.span().record_text(text);
+        }
+        // No clock read when nothing would report it.
+        let slow = observe
+            .slow_statement
+            .filter(|_| timed && observe::slow_statements_wanted());
+        let started = slow.map(|_| Instant::now());
         let outcome = match conn.pg().limits.query {
             None => operation.await,
             Some(limit) => match tokio::time::timeout(limit, operation).await {
@@ -448,6 +431,20 @@ impl<'a> Session<'a> {
         // connection returned in that window would otherwise fail a second caller.
         if matches!(&outcome, Err(err) if err.is_connection_lost()) {
             conn.abandon();
+        }
+        if let (Some(started), Some(threshold)) = (started, slow) {
+            let elapsed = started.elapsed();
+            if elapsed >= threshold {
+                self.span().slow_statement(elapsed, threshold, shown);
+            }
+        }
+        self.traced_outcome(outcome)
+    }
+
+    /// Records a failure on the session's span.
+    fn traced_outcome<T>(&self, outcome: Result<T>) -> Result<T> {
+        if let Err(err) = &outcome {
+            self.span().record_error(err);
         }
         outcome
     }

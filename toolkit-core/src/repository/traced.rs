@@ -1,6 +1,6 @@
 //! A repository call's span: made before the checkout (so a wait for the pool, or its timeout,
-//! is part of the call), a child of the transaction's span when the call runs in one, and
-//! handed to the session, which runs every statement of the call in it.
+//! is part of the call's time), a child of the transaction's span when the call runs in one,
+//! and handed to the session, which records on it what its statements do.
 
 use super::executor::ExecutorRef;
 use crate::observe::{Op, OpSpan};
@@ -11,14 +11,14 @@ impl<'a> ExecutorRef<'a> {
     /// [`acquire`](ExecutorRef::acquire) in `op`'s span.
     pub(crate) async fn session(self, op: Op<'_>) -> Result<Session<'a>> {
         let span = op.span(self.parent());
-        let acquired = span.within(self.acquire()).await;
+        let acquired = self.acquire().await;
         traced(acquired, span)
     }
 
     /// [`acquire_exclusive`](ExecutorRef::acquire_exclusive) in `op`'s span.
     pub(crate) async fn session_exclusive(self, op: Op<'_>) -> Result<Session<'a>> {
         let span = op.span(self.parent());
-        let acquired = span.within(self.acquire_exclusive()).await;
+        let acquired = self.acquire_exclusive().await;
         traced(acquired, span)
     }
 

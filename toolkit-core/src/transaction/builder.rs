@@ -67,7 +67,7 @@ impl TransactionBuilder {
     /// Checks out a connection and sends `BEGIN` with these options.
     pub async fn begin(self) -> Result<Transaction> {
         let span = OpSpan::transaction();
-        let conn = match span.within(self.db.connection()).await {
+        let conn = match self.db.connection().await {
             Ok(conn) => conn,
             Err(err) => {
                 span.record_error(&err);
