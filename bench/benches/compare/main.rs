@@ -13,6 +13,7 @@ mod queries;
 mod raw;
 mod stats;
 mod subscriber;
+mod tracing_overhead;
 mod workloads;
 
 use stats::{fmt_dur, fmt_rate, median, Run};

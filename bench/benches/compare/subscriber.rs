@@ -54,6 +54,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recording {
     }
 }
 
+/// The recording subscriber, for a scope of its own (`BENCH_ONLY=tracing`).
+pub fn recording() -> tracing::Dispatch {
+    tracing::Dispatch::new(tracing_subscriber::registry().with(Recording))
+}
+
 /// Installs the recording subscriber for the whole process when `BENCH_SUBSCRIBER=record`;
 /// returns whether it did.
 pub fn install_from_env() -> Result<bool, Box<dyn std::error::Error>> {
