@@ -8,14 +8,15 @@ use crate::pool::Session;
 use crate::Result;
 
 impl<'a> ExecutorRef<'a> {
-    /// [`acquire`](ExecutorRef::acquire) in `op`'s span.
+    /// [`acquire`](ExecutorRef::acquire), its session reporting to `op`'s span.
     pub(crate) async fn session(self, op: Op<'_>) -> Result<Session<'a>> {
         let span = op.span(self.parent());
         let acquired = self.acquire().await;
         traced(acquired, span)
     }
 
-    /// [`acquire_exclusive`](ExecutorRef::acquire_exclusive) in `op`'s span.
+    /// [`acquire_exclusive`](ExecutorRef::acquire_exclusive), its session reporting to `op`'s
+    /// span.
     pub(crate) async fn session_exclusive(self, op: Op<'_>) -> Result<Session<'a>> {
         let span = op.span(self.parent());
         let acquired = self.acquire_exclusive().await;
