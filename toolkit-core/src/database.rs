@@ -204,7 +204,9 @@ impl Database {
                 Ok(()) => return Ok(()),
                 Err(err) => err,
             };
-            if !attempts.retry(!err.is_permanent()).await {
+            let announce =
+                |next: &_| crate::observe::connect_retry(next, settings, &DisplayChain(&err));
+            if !attempts.retry(!err.is_permanent(), announce).await {
                 let message = format!(
                     "cannot reach {settings} after {} attempt(s): {}",
                     attempts.made(),

@@ -6,6 +6,7 @@ mod database;
 pub mod entity;
 mod error;
 pub mod migrate;
+mod observe;
 mod pool;
 mod query;
 mod replicas;
@@ -24,7 +25,7 @@ pub use entity::Entity;
 #[doc(hidden)]
 pub use entity::private as __private;
 pub use error::{BoxError, DisplayChain, Error, PoolErrorKind, Result};
-pub use pool::{AsStatement, Connection, Pool, PoolState};
+pub use pool::{AsStatement, Connection, Pool, PoolState, PoolStatus};
 pub use query::{Col, Cursor, Filter, IntoValue, OrderBy, Page};
 pub use replicas::{ConsistencyToken, NodeStatus};
 pub use repository::{Executor, ExecutorRef, Find, Repository};

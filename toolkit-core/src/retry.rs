@@ -26,7 +26,7 @@ pub struct RetryPolicy {
 }
 
 /// The one retry loop of the toolkit, spelled by its callers as
-/// `loop { match op().await { Err(e) if attempts.retry(e.is_x()).await => continue, .. } }` so
+/// `loop { match op().await { Err(e) if attempts.retry(e.is_x(), announce).await => continue, .. } }` so
 /// that their futures stay `Send` (an async closure passed in here would not be, rust#100013).
 #[derive(Debug)]
 pub(crate) struct Attempts<'p> {
@@ -34,15 +34,35 @@ pub(crate) struct Attempts<'p> {
     made: u32,
 }
 
+/// A retry about to happen, for its caller to announce (an event: a retry nobody hears of
+/// makes a failing `init_db` look hung).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Next {
+    /// Attempts failed so far.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) failed: u32,
+    /// Attempts the policy allows in all.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) attempts: u32,
+    /// The wait before the next attempt.
+    pub(crate) delay: Duration,
+}
+
 impl Attempts<'_> {
-    /// Counts a failed attempt; when `retryable` and attempts remain, waits the jittered delay
-    /// and returns true.
-    pub(crate) async fn retry(&mut self, retryable: bool) -> bool {
+    /// Counts a failed attempt; when `retryable` and attempts remain, calls `announce`, waits
+    /// the jittered delay and returns true.
+    pub(crate) async fn retry(&mut self, retryable: bool, announce: impl FnOnce(&Next)) -> bool {
         self.made += 1;
         if !retryable || self.made >= self.policy.attempts {
             return false;
         }
-        tokio::time::sleep(self.policy.jittered_delay_after(self.made)).await;
+        let next = Next {
+            failed: self.made,
+            attempts: self.policy.attempts,
+            delay: self.policy.jittered_delay_after(self.made),
+        };
+        announce(&next);
+        tokio::time::sleep(next.delay).await;
         true
     }
 
@@ -177,13 +197,15 @@ mod tests {
     async fn attempts_stop_at_the_limit_or_at_a_final_error() {
         let p = RetryPolicy::fast(4);
         let mut attempts = p.attempts();
-        let mut retried = 0;
-        while attempts.retry(true).await {
-            retried += 1;
-        }
-        assert_eq!((retried, attempts.made()), (3, 4));
+        let mut announced = Vec::new();
+        while attempts
+            .retry(true, |next| announced.push((next.failed, next.attempts)))
+            .await
+        {}
+        assert_eq!(announced, [(1, 4), (2, 4), (3, 4)]);
+        assert_eq!(attempts.made(), 4);
         let mut attempts = p.attempts();
-        assert!(!attempts.retry(false).await);
+        assert!(!attempts.retry(false, |_| {}).await);
         assert_eq!(attempts.made(), 1);
     }
 

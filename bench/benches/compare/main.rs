@@ -4,13 +4,17 @@
 //!
 //! `cargo bench -p toolkit-bench` (uses `DATABASE_URL` when set, else a throwaway cluster).
 //! `BENCH_PASSES` (default 7: medians of fewer passes move by several percent on a shared VM)
-//! sets the number of interleaved passes.
+//! sets the number of interleaved passes. `BENCH_SUBSCRIBER=record` installs a subscriber that
+//! records every span and event of the toolkit; `--no-default-features` builds the toolkit
+//! without its `tracing` feature (see BENCHMARKS.md, "Tracing overhead").
 
 mod alloc;
 mod queries;
 mod raw;
 mod replicas;
 mod stats;
+mod subscriber;
+mod tracing_overhead;
 mod workloads;
 
 use stats::{fmt_dur, fmt_rate, median, Run};
@@ -45,8 +49,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         // A primary and a standby of its own, so not part of the default run.
         return replicas::run(passes).await;
     }
+    let recording = subscriber::install_from_env()?;
     let tdb = TestDatabase::create().await?;
     println!("benchmark database: {} ({passes} passes)", tdb.settings());
+    println!(
+        "toolkit tracing: {}",
+        match (cfg!(feature = "tracing"), recording) {
+            (false, _) => "compiled out (--no-default-features)",
+            (true, false) => "compiled in, no subscriber",
+            (true, true) => "compiled in, recording subscriber",
+        }
+    );
     let mut bench = workloads::Bench::new(&tdb).await?;
 
     let mut rows: Vec<Row> = Vec::new();
@@ -109,6 +122,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 fmt_dur(last_kit.percentile(0.5)),
                 fmt_dur(last_kit.percentile(0.99))
             ),
+        );
+    }
+    if recording {
+        println!(
+            "\nrecorded {} spans and {} events",
+            subscriber::SPANS.load(std::sync::atomic::Ordering::Relaxed),
+            subscriber::EVENTS.load(std::sync::atomic::Ordering::Relaxed)
         );
     }
     for name in ["select_all", "stream"] {

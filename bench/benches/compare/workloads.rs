@@ -62,10 +62,10 @@ pub fn user(n: usize) -> BenchUser {
 }
 
 /// A small xorshift: reproducible ids without a dependency.
-struct Ids(u64);
+pub(crate) struct Ids(pub(crate) u64);
 
 impl Ids {
-    fn next(&mut self, max: i64) -> i64 {
+    pub(crate) fn next(&mut self, max: i64) -> i64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -220,6 +220,9 @@ impl Bench {
         }
         if wanted("stream") {
             out.push(self.stream(raw_first).await?);
+        }
+        if only.split(',').any(|w| w == "tracing") {
+            out.extend(self.tracing_overhead(raw_first).await?);
         }
         if wanted("create_bulk") {
             out.extend(self.create_bulk().await?);

@@ -143,6 +143,7 @@ async fn begin(pool: &Pool) -> Result<Transaction> {
     Transaction::begin(
         conn,
         &format!("BEGIN ISOLATION LEVEL READ COMMITTED{suffix}"),
+        crate::observe::OpSpan::transaction(),
     )
     .await
 }

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, Config};
 
 use super::lending::Progress;
+use super::status::Counters;
 use super::tls::{self, Connector};
-use crate::error::ConnectFailure;
+use crate::error::{ConnectFailure, DisplayChain};
+use crate::observe::Observe;
 use crate::statement_cache::StatementCache;
 
 /// Opens one connection and spawns its driver task, within `limit` for the whole of it: TCP,
@@ -88,10 +90,34 @@ impl PgConnection {
             || self.expires.is_some_and(|at| Instant::now() >= at)
     }
 
-    /// Tells bb8 to drop it on return (see [`Marks::discard`]).
+    /// Tells bb8 to drop it on return (see [`Marks::discard`]), and counts and reports it.
     pub(crate) fn condemn(&self) {
+        let (reason, trouble) = self.doom_reason();
+        Counters::count(&self.pool.counters.discarded);
+        crate::observe::discarded(&self.pool.target, reason, trouble);
         self.marks.parked.store(false, Ordering::Release);
         self.marks.discard.store(true, Ordering::Release);
+    }
+
+    /// Why it is discarded, and whether that means something went wrong.
+    fn doom_reason(&self) -> (&'static str, bool) {
+        if self.marks.abandoned.load(Ordering::Acquire) {
+            (
+                "abandoned after a client-side timeout or a lost connection",
+                true,
+            )
+        } else if self.marks.in_doubt.load(Ordering::Acquire) {
+            (
+                "in doubt: a transaction or bulk insert did not confirm its end",
+                true,
+            )
+        } else if self.client.is_closed() {
+            ("closed by the server or the network", true)
+        } else if self.pool.is_closed() {
+            ("the pool was closed", false)
+        } else {
+            ("older than max_lifetime", false)
+        }
     }
 }
 
@@ -143,6 +169,10 @@ pub(crate) struct Shared {
     pub(crate) connect_timeout: Duration,
     /// Statements learned in `Unnamed` mode.
     pub(crate) learned: super::unnamed::Learned,
+    /// What `Pool::status` counts.
+    pub(crate) counters: Counters,
+    /// The endpoint spans name, and the tracing settings.
+    pub(crate) observe: Observe,
 }
 
 impl Shared {
@@ -153,8 +183,11 @@ impl Shared {
         config: Config,
         tls: Connector,
         connect_timeout: Duration,
+        observe: Observe,
     ) -> Self {
         Shared {
+            counters: Counters::default(),
+            observe,
             config,
             tls,
             connect_timeout,
@@ -276,17 +309,22 @@ const RECONNECT_MAX: Duration = Duration::from_secs(1);
 impl Manager {
     async fn connect_once(&self) -> Result<PgConnection, Arc<ConnectFailure>> {
         match self.shared.open().await {
-            Ok(client) => Ok(PgConnection {
-                client,
-                marks: Arc::default(),
-                statements: StatementCache::new(self.statement_cache_size),
-                limits: self.limits,
-                progress: Progress::default(),
-                in_flight: AtomicUsize::new(0),
-                expires: self.max_lifetime.map(|limit| Instant::now() + limit),
-                pool: self.shared.clone(),
-            }),
+            Ok(client) => {
+                Counters::count(&self.shared.counters.connects);
+                Ok(PgConnection {
+                    client,
+                    marks: Arc::default(),
+                    statements: StatementCache::new(self.statement_cache_size),
+                    limits: self.limits,
+                    progress: Progress::default(),
+                    in_flight: AtomicUsize::new(0),
+                    expires: self.max_lifetime.map(|limit| Instant::now() + limit),
+                    pool: self.shared.clone(),
+                })
+            }
             Err(err) => {
+                Counters::count(&self.shared.counters.connect_failures);
+                crate::observe::connect_failed(&self.shared.target, &DisplayChain(&err));
                 let err = Arc::new(err);
                 self.shared.record(err.clone());
                 Err(err)

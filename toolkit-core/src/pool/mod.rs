@@ -6,6 +6,7 @@ mod connection;
 mod lending;
 mod manager;
 mod session;
+mod status;
 mod tls;
 mod unnamed;
 
@@ -21,12 +22,14 @@ pub(crate) use lending::Lent;
 pub(crate) use manager::connect;
 pub use session::AsStatement;
 pub use session::Source;
-pub(crate) use session::{InDoubt, Lease, Session};
+pub(crate) use session::{text_of, InDoubt, Lease, Session};
+pub use status::PoolStatus;
 pub(crate) use tls::{connector, Connector};
 
 use crate::error::DisplayChain;
 use crate::{DatabaseSettings, Error, PoolErrorKind, Result};
 use manager::{Limits, Manager, Shared};
+use status::Counters;
 
 /// A handle to the connection pool. Cheap to clone; all clones share the same connections.
 #[derive(Clone)]
@@ -69,6 +72,7 @@ impl Pool {
             settings.pg_config(),
             tls,
             settings.connection_timeout,
+            crate::observe::Observe::of(settings),
         ));
         let manager = Manager {
             shared: shared.clone(),
@@ -143,6 +147,7 @@ impl Pool {
             }
             Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let _waiting = self.shared.counters.waiting();
                 let gate = self.shared.gate.clone().acquire_owned();
                 match tokio::time::timeout_at(deadline, gate).await {
                     Ok(Ok(permit)) => permit,
@@ -193,8 +198,9 @@ impl Pool {
             if !conn.doomed() {
                 return Ok(Connection::new(conn, permit));
             }
-            conn.marks.abandoned.store(true, Ordering::Release);
+            // Condemned first: the discard says why, before this mark hides it.
             conn.condemn();
+            conn.marks.abandoned.store(true, Ordering::Release);
             drop(conn);
         }
     }
@@ -251,8 +257,18 @@ impl Pool {
     /// A checkout ran out of time; the connect failure it waited through, if any, is the cause.
     fn timeout_error(&self, deadline: tokio::time::Instant) -> Error {
         let started = deadline.into_std().checked_sub(self.timeout);
-        match self.shared.last_error_since(started) {
-            Some(cause) if cause.is_permanent() => permanent_error(&self.shared, cause),
+        let cause = match self.shared.last_error_since(started) {
+            Some(cause) if cause.is_permanent() => return permanent_error(&self.shared, cause),
+            cause => cause,
+        };
+        Counters::count(&self.shared.counters.checkout_timeouts);
+        let why = cause.as_deref().map(|cause| DisplayChain(cause));
+        crate::observe::pool_timeout(
+            &self.shared.target,
+            self.timeout,
+            why.as_ref().map(|why| why as &dyn fmt::Display),
+        );
+        match cause {
             Some(cause) => Error::Pool {
                 kind: PoolErrorKind::Timeout,
                 message: format!(

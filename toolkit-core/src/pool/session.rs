@@ -12,11 +12,15 @@
 //! - the lost-connection mark: a statement that failed because the connection is gone abandons
 //!   it, so it is not handed to the next caller in the window before the socket is seen closed;
 //! - the in-doubt mark ([`InDoubt`]) for work that opens a transaction or session state;
-//! - pipelining: a lent connection counts the statements running on it.
+//! - pipelining: a lent connection counts the statements running on it;
+//! - tracing: the operation's span records the first failure (`error.type`) and, when the
+//!   settings allow, the SQL text; a statement slower than `slow_statement_threshold` emits
+//!   an event in it.
 
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
@@ -25,6 +29,7 @@ use tokio_postgres::{Client, Row, RowStream, SimpleQueryMessage, Statement};
 use super::lending::Lent;
 use super::manager::Marks;
 use super::Connection;
+use crate::observe::{self, OpSpan};
 use crate::{Error, Result, SqlState};
 
 /// The connection a session runs on.
@@ -50,6 +55,14 @@ pub(crate) struct Session<'a> {
     /// A write through a `Database` with replicas: when the session ends, that handle's next
     /// read waits for it on the replica (read-your-writes).
     write_mark: Option<crate::replicas::WriteMark>,
+    /// The span of the operation this session serves.
+    trace: Trace<'a>,
+}
+
+/// A session's span: the operation's own, or its transaction's.
+enum Trace<'a> {
+    Own(OpSpan),
+    Of(&'a OpSpan),
 }
 
 impl<'a> Session<'a> {
@@ -58,6 +71,7 @@ impl<'a> Session<'a> {
             lease: Lease::Owned(conn),
             in_transaction: false,
             write_mark: None,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -66,6 +80,7 @@ impl<'a> Session<'a> {
             lease: Lease::Lent(lent),
             in_transaction: false,
             write_mark: None,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -74,6 +89,7 @@ impl<'a> Session<'a> {
             lease: Lease::Borrowed(conn),
             in_transaction: false,
             write_mark: None,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -83,6 +99,7 @@ impl<'a> Session<'a> {
             lease: Lease::Borrowed(conn),
             in_transaction: true,
             write_mark: None,
+            trace: Trace::Own(OpSpan::none()),
         }
     }
 
@@ -91,6 +108,35 @@ impl<'a> Session<'a> {
             lease: Lease::Client(client),
             in_transaction: false,
             write_mark: None,
+            trace: Trace::Own(OpSpan::none()),
+        }
+    }
+
+    /// Records what the session's statements do on `span`, which learns where they go.
+    pub(crate) fn traced(mut self, span: OpSpan) -> Self {
+        self.record_endpoint(&span);
+        self.trace = Trace::Own(span);
+        self
+    }
+
+    /// Records what the session's statements do on a span someone else owns (a
+    /// transaction's).
+    pub(crate) fn traced_in(mut self, span: &'a OpSpan) -> Self {
+        self.trace = Trace::Of(span);
+        self
+    }
+
+    /// Records on `span` where this session's connection goes.
+    pub(crate) fn record_endpoint(&self, span: &OpSpan) {
+        if let Some(conn) = self.connection() {
+            span.record_endpoint(&conn.pg().pool.observe.endpoint);
+        }
+    }
+
+    fn span(&self) -> &OpSpan {
+        match &self.trace {
+            Trace::Own(span) => span,
+            Trace::Of(span) => span,
         }
     }
 
@@ -139,7 +185,7 @@ impl<'a> Session<'a> {
                 "prepare creates a named statement, which StatementMode::Unnamed never does",
             ));
         }
-        self.guard(async {
+        self.guard(Some(sql), true, async {
             match self.connection() {
                 Some(conn) => conn.statements().prepare(&conn.pg().client, sql).await,
                 None => Ok(self.client().prepare(sql).await?),
@@ -156,7 +202,7 @@ impl<'a> Session<'a> {
         params: &[&(dyn ToSql + Sync)],
         mut map: impl FnMut(Row) -> Result<T>,
     ) -> Result<Vec<T>> {
-        self.guard(async {
+        self.guard(text_of(sql), true, async {
             let mut stream = pin!(self.start(sql, params).await?);
             let mut out = Vec::new();
             while let Some(row) = stream.try_next().await? {
@@ -182,7 +228,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
-        self.guard(async {
+        self.guard(text_of(sql), true, async {
             if let Some(text) = self.unnamed_text(sql) {
                 let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_opt(text, &typed).await?);
@@ -205,7 +251,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row> {
-        self.guard(async {
+        self.guard(text_of(sql), true, async {
             if let Some(text) = self.unnamed_text(sql) {
                 let typed = self.typed(text, params).await?;
                 return Ok(self.client().query_typed_one(text, &typed).await?);
@@ -228,7 +274,7 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64> {
-        self.guard(async {
+        self.guard(text_of(sql), true, async {
             let mut stream = pin!(self.start(sql, params).await?);
             while stream.try_next().await?.is_some() {}
             Ok(stream.rows_affected().unwrap_or(0))
@@ -242,28 +288,34 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<RowStream> {
-        self.guard(self.start(sql, params)).await
+        self.guard(text_of(sql), true, self.start(sql, params))
+            .await
     }
 
     /// Several statements without parameters, in one simple-protocol message.
     pub(crate) async fn batch_execute(&self, sql: &str) -> Result<()> {
-        self.guard(async { Ok(self.client().batch_execute(sql).await?) })
-            .await
+        self.guard(Some(sql), true, async {
+            Ok(self.client().batch_execute(sql).await?)
+        })
+        .await
     }
 
     /// Like `Client::simple_query`.
     pub(crate) async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>> {
-        self.guard(async { Ok(self.client().simple_query(sql).await?) })
-            .await
+        self.guard(Some(sql), true, async {
+            Ok(self.client().simple_query(sql).await?)
+        })
+        .await
     }
 
     /// Runs `operation` (statements sent through [`Session::client`]) under the same rules as
-    /// the session's own statements.
+    /// the session's own statements; it is timed as a whole only by `query_timeout`, since it
+    /// is not one statement.
     pub(crate) async fn run<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        self.guard(operation).await
+        self.guard(None, false, operation).await
     }
 
     /// The SQL text of `sql` when it must be sent unnamed (`StatementMode::Unnamed`); a
@@ -336,14 +388,33 @@ impl<'a> Session<'a> {
         !self.in_transaction
     }
 
-    /// The deadline and the marks around one operation on the connection.
-    async fn guard<T>(&self, operation: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    /// The deadline and the marks around one operation on the connection, and its tracing:
+    /// the failure recorded on the session's span; for a statement (`timed`), its `text`
+    /// recorded when the settings allow and its time checked against
+    /// `slow_statement_threshold`. The span is not entered around the operation: wrapping
+    /// every statement's future cost more (moving it once more) than anything it would show.
+    async fn guard<T>(
+        &self,
+        text: Option<&str>,
+        timed: bool,
+        operation: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let Some(conn) = self.connection() else {
-            return operation.await;
+            return self.traced_outcome(operation.await);
         };
         if conn.is_abandoned() {
-            return Err(abandoned_error());
+            return self.traced_outcome(Err(abandoned_error()));
         }
+        let observe = &conn.pg().pool.observe;
+        let shown = text.filter(|_| observe.query_text);
+        if let Some(text) = shown {
+            self.span().record_text(text);
+        }
+        // No clock read when nothing would report it.
+        let slow = observe
+            .slow_statement
+            .filter(|_| timed && observe::slow_statements_wanted());
+        let started = slow.map(|_| Instant::now());
         let outcome = match conn.pg().limits.query {
             None => operation.await,
             Some(limit) => match tokio::time::timeout(limit, operation).await {
@@ -374,7 +445,29 @@ impl<'a> Session<'a> {
         if matches!(&outcome, Err(err) if err.is_connection_lost()) {
             conn.abandon();
         }
+        if let (Some(started), Some(threshold)) = (started, slow) {
+            let elapsed = started.elapsed();
+            if elapsed >= threshold {
+                self.span().slow_statement(elapsed, threshold, shown);
+            }
+        }
+        self.traced_outcome(outcome)
+    }
+
+    /// Records a failure on the session's span.
+    fn traced_outcome<T>(&self, outcome: Result<T>) -> Result<T> {
+        if let Err(err) = &outcome {
+            self.span().record_error(err);
+        }
         outcome
+    }
+}
+
+/// The SQL text of `sql`, when it is text.
+pub(crate) fn text_of(sql: &(impl AsStatement + ?Sized)) -> Option<&str> {
+    match sql.source() {
+        Source::Text(text) => Some(text),
+        Source::Prepared(_) => None,
     }
 }
 

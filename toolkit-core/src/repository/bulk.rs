@@ -12,9 +12,10 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::bind::{refs, Bound};
 use super::copy::{column_types, copy_rows};
-use super::executor::{ExecutorRef, Intent};
+use super::executor::ExecutorRef;
 use super::statements::{table_ref, EntitySql};
 use crate::entity::Entity;
+use crate::observe::Op;
 use crate::pool::{InDoubt, Lease, Session};
 use crate::sql::{control, Insert, TableRef, MAX_PARAMS};
 use crate::{Error, Result};
@@ -41,11 +42,11 @@ pub(super) async fn create_bulk<E: Entity>(
         ));
     }
     if values.len() <= VALUES_MAX_ROWS && values.len() * per_row <= MAX_PARAMS {
-        let session = executor.acquire(Intent::Write).await?;
+        let session = executor.session(Op::insert::<E>()).await?;
         values_insert(&session, sql, values).await
     } else {
         // Temporary tables, COPY, INSERTs, COMMIT or DROP: nothing else may run between.
-        let session = executor.acquire_exclusive().await?;
+        let session = executor.session_exclusive(Op::insert::<E>()).await?;
         // A cancelled call would leave an open transaction or temporary tables in the session:
         // until the end is confirmed the connection is in doubt, and discarded if it comes back
         // that way. In the caller's transaction, the caller's guard covers it.
@@ -234,7 +235,7 @@ pub(super) async fn insert_many<E: Entity>(executor: ExecutorRef<'_>, values: &[
     let sql = EntitySql::of::<E>()?;
     let table = table_ref(E::META);
     // COPY holds the connection in copy mode: nothing may be pipelined beside it.
-    let session = executor.acquire_exclusive().await?;
+    let session = executor.session_exclusive(Op::copy::<E>()).await?;
     // The driver prepares a COPY by name: in `Unnamed` mode that is only safe inside a
     // transaction, which pins one server connection behind a pooler until the statement is
     // closed.

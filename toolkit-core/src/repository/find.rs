@@ -7,10 +7,11 @@ use futures_util::{Stream, StreamExt, TryFutureExt};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::bind::{base_type, patched, refs, Bound, TEXT_TYPES};
-use super::executor::{ExecutorRef, Intent};
+use super::executor::ExecutorRef;
 use super::statements::{bump, live, small, special_column, table_ref, with, EntitySql, ShapeKind};
 use crate::entity::private::Param;
 use crate::entity::Entity;
+use crate::observe::Op;
 use crate::query::{Cursor, Filter, OrderBy, Page, RawValue};
 use crate::sql::{col, Condition, Delete, Order, RawSql, Select, Update};
 use crate::{Error, Result};
@@ -114,7 +115,7 @@ impl<'e, E: Entity> Find<'e, E> {
     /// Every matching row, in the query's order.
     pub async fn all(self) -> Result<Vec<E>> {
         let prepared = self.select(ShapeKind::Select, self.limit)?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         session
             .query_map(&*prepared.sql, &prepared.bind(), |row| E::from_row(&row))
             .await
@@ -139,7 +140,7 @@ impl<'e, E: Entity> Find<'e, E> {
     async fn optional_inner(self) -> Result<Option<E>> {
         let limit = Some(self.limit.map_or(1, |n| n.min(1)));
         let prepared = self.select(ShapeKind::Select, limit)?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         let mut rows = session
             .query_map(&*prepared.sql, &prepared.bind(), |row| E::from_row(&row))
             .await?;
@@ -149,7 +150,7 @@ impl<'e, E: Entity> Find<'e, E> {
     /// How many rows match (honouring `limit` and `offset`).
     pub async fn count(self) -> Result<i64> {
         let prepared = self.select(ShapeKind::Count, self.limit)?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         Ok(session
             .query_one(&*prepared.sql, &prepared.bind())
             .await?
@@ -159,7 +160,7 @@ impl<'e, E: Entity> Find<'e, E> {
     /// Whether any row matches.
     pub async fn exists(self) -> Result<bool> {
         let prepared = self.select(ShapeKind::Exists, self.limit)?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         Ok(session
             .query_one(&*prepared.sql, &prepared.bind())
             .await?
@@ -200,7 +201,7 @@ impl<'e, E: Entity> Find<'e, E> {
             Ok(statement.into_sql())
         })?;
         let params = self.filter_params();
-        let session = self.executor.acquire(Intent::Write).await?;
+        let session = self.executor.session(Op::soft_delete::<E>()).await?;
         session.execute(&*text, &refs(&params)).await
     }
 
@@ -229,7 +230,7 @@ impl<'e, E: Entity> Find<'e, E> {
             Ok(update.build()?.into_sql())
         })?;
         params.extend(self.filter_params());
-        let session = self.executor.acquire(Intent::Write).await?;
+        let session = self.executor.session(Op::update::<E>()).await?;
         session.execute(&*text, &refs(&params)).await
     }
 
@@ -240,7 +241,7 @@ impl<'e, E: Entity> Find<'e, E> {
     pub fn stream(self) -> impl Stream<Item = Result<E>> + Send + 'e {
         let start = async move {
             let prepared = self.select(ShapeKind::Select, self.limit)?;
-            let session = self.executor.acquire_exclusive().await?;
+            let session = self.executor.session_exclusive(Op::select::<E>()).await?;
             let rows = session.stream(&*prepared.sql, &prepared.bind()).await?;
             drop(prepared);
             Ok::<_, Error>(rows.map(move |row| {
@@ -326,7 +327,7 @@ impl<'e, E: Entity> Find<'e, E> {
                 Bound::param::<E>(Param::Ref(&cursor.values[value]), column)
             }));
         }
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         if let Some(cursor) = cursor {
             let described = session.describe(&text).await?;
             check_cursor_types(&described.params, filtered, &slots, cursor)?;

@@ -7,17 +7,19 @@ mod executor;
 mod find;
 mod more;
 mod statements;
+mod traced;
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 use crate::entity::Entity;
+use crate::observe::Op;
 use crate::{Error, Result};
 use bind::{refs, Bound};
 use statements::EntitySql;
 
 pub(crate) use bind::base_type;
-use executor::Intent;
+pub(crate) use executor::Intent;
 pub use executor::{Executor, ExecutorRef};
 pub(crate) use find::same_format;
 pub use find::Find;
@@ -83,7 +85,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn create(&self, value: &E) -> Result<E> {
         let sql = EntitySql::of::<E>()?;
         let params = Bound::fields(value, &sql.insert_columns)?;
-        let session = self.executor.acquire(Intent::Write).await?;
+        let session = self.executor.session(Op::insert::<E>()).await?;
         let row = session
             .query_one(sql.insert.as_str(), &refs(&params))
             .await?;
@@ -110,7 +112,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     pub async fn get_by_id(&self, id: impl Borrow<E::Id>) -> Result<E> {
         let id = id.borrow();
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         let key = Bound::key::<E>(id);
         match session.query_opt(sql.get_by_id.as_str(), &[&key]).await? {
             Some(row) => E::from_row(&row),
@@ -121,7 +123,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Every row of the table.
     pub async fn get_all(&self) -> Result<Vec<E>> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         session
             .query_map(sql.get_all.as_str(), &[], |row| E::from_row(&row))
             .await
@@ -148,7 +150,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         params.push(Bound::key::<E>(id));
         let checked = expected.is_some();
         params.extend(expected);
-        let session = self.executor.acquire(Intent::Write).await?;
+        let session = self.executor.session(Op::update::<E>()).await?;
         match session.query_opt(&*statement, &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => Err(self.missing_or_conflict(&session, sql, id, checked).await),
@@ -170,7 +172,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         if let Some(version) = E::META.version {
             params.push(Bound::field(value, version)?);
         }
-        let session = self.executor.acquire(Intent::Write).await?;
+        let session = self.executor.session(Op::update::<E>()).await?;
         match session.query_opt(save.as_str(), &refs(&params)).await? {
             Some(row) => E::from_row(&row),
             None => {
@@ -214,14 +216,16 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// [`purge`](Repository::purge)).
     pub async fn delete(&self, id: impl Borrow<E::Id>) -> Result<()> {
         let sql = EntitySql::of::<E>()?;
-        self.execute_by_key(&sql.delete, id.borrow()).await
+        self.execute_by_key(Op::soft_delete::<E>(), &sql.delete, id.borrow())
+            .await
     }
 
     /// Deletes the row with key `id` for good, soft-deleted or not; a missing key is
     /// [`Error::RecordNotFound`].
     pub async fn purge(&self, id: impl Borrow<E::Id>) -> Result<()> {
         let sql = EntitySql::of::<E>()?;
-        self.execute_by_key(&sql.purge, id.borrow()).await
+        self.execute_by_key(Op::delete::<E>(), &sql.purge, id.borrow())
+            .await
     }
 
     /// Makes a soft-deleted row live again; a missing key is [`Error::RecordNotFound`], and an
@@ -236,11 +240,12 @@ impl<'e, E: Entity> Repository<'e, E> {
                 None,
             ));
         };
-        self.execute_by_key(restore, id.borrow()).await
+        self.execute_by_key(Op::update::<E>(), restore, id.borrow())
+            .await
     }
 
-    async fn execute_by_key(&self, statement: &str, id: &E::Id) -> Result<()> {
-        let session = self.executor.acquire(Intent::Write).await?;
+    async fn execute_by_key(&self, op: Op<'_>, statement: &str, id: &E::Id) -> Result<()> {
+        let session = self.executor.session(op).await?;
         match session.execute(statement, &[&Bound::key::<E>(id)]).await? {
             0 => Err(Self::not_found(id)),
             _ => Ok(()),
@@ -250,7 +255,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Whether a row with key `id` exists.
     pub async fn exists(&self, id: impl Borrow<E::Id>) -> Result<bool> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         let key = Bound::key::<E>(id.borrow());
         Ok(session
             .query_one(sql.exists.as_str(), &[&key])
@@ -261,7 +266,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// Number of rows in the table.
     pub async fn count(&self) -> Result<i64> {
         let sql = EntitySql::of::<E>()?;
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         Ok(session
             .query_one(sql.count.as_str(), &[])
             .await?

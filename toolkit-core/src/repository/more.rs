@@ -3,12 +3,12 @@
 use tokio_postgres::types::ToSql;
 
 use super::bind::{refs, Bound};
-use super::executor::Intent;
 use super::find::Find;
 use super::statements::{small, special_column, table_ref, EntitySql, ShapeKind};
 use super::Repository;
 use crate::entity::private::Param;
 use crate::entity::{Entity, EntityMeta};
+use crate::observe::Op;
 use crate::query::Filter;
 use crate::sql::{control, Insert};
 use crate::{Error, Result};
@@ -44,7 +44,7 @@ impl<'e, E: Entity> Repository<'e, E> {
             )
         })?;
         let ids = Bound::param::<E>(Param::Ref(&ids), meta.key);
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::select::<E>()).await?;
         session
             .query_map(&*text, &[&ids], |row| E::from_row(&row))
             .await
@@ -116,7 +116,7 @@ impl<'e, E: Entity> Repository<'e, E> {
         key.extend(on.iter().map(|&c| small(c)));
         let text = sql.shaped(&key, || render_upsert(meta, sql, &written, &on))?;
         let params = Bound::fields(value, &written)?;
-        let session = self.executor.acquire(Intent::Write).await?;
+        let session = self.executor.session(Op::insert::<E>()).await?;
         let row = session.query_one(&*text, &refs(&params)).await?;
         E::from_row(&row)
     }
@@ -132,7 +132,7 @@ impl<'e, E: Entity> Repository<'e, E> {
     /// # Ok(()) }
     /// ```
     pub async fn query_as(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<E>> {
-        let session = self.executor.acquire(Intent::Read).await?;
+        let session = self.executor.session(Op::sql(Some(sql))).await?;
         let described = session.describe(sql).await?;
         let at = by_name(E::META, &described.columns)?;
         session

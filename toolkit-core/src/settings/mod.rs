@@ -131,6 +131,14 @@ pub struct DatabaseSettings {
     /// `0` disables the cache: every statement is prepared per call. Default 256; at most
     /// 100,000. Memory grows with the statements actually cached, never with this number.
     pub statement_cache_size: usize,
+    /// A statement that runs at least this long emits a WARN event (`tracing` feature): one
+    /// statement's round trip, from sending it to its last row, not the wait for a connection.
+    /// Default 1 s; `None` emits none.
+    pub slow_statement_threshold: Option<Duration>,
+    /// Records each operation's SQL text as `db.query.text` on its span (`tracing` feature).
+    /// The toolkit's own statements carry only `$n` placeholders, never values; SQL a caller
+    /// writes is recorded as written. Default `false`.
+    pub trace_query_text: bool,
     /// Retry policy of [`Database::ping_postgres`](crate::Database::ping_postgres) and `init_db`.
     /// Default [`RetryPolicy::default`]: 5 attempts, waits drawn under 500 ms doubling up to 8 s.
     pub connect_retry: RetryPolicy,
@@ -193,6 +201,8 @@ impl Default for DatabaseSettings {
             idle_timeout: Some(Duration::from_secs(10 * 60)),
             statement_mode: StatementMode::Prepared,
             statement_cache_size: 256,
+            slow_statement_threshold: Some(Duration::from_secs(1)),
+            trace_query_text: false,
             connect_retry: RetryPolicy::default(),
             transaction_retry: RetryPolicy {
                 attempts: 5,
@@ -245,6 +255,8 @@ impl fmt::Debug for DatabaseSettings {
             .field("idle_timeout", &self.idle_timeout)
             .field("statement_mode", &self.statement_mode)
             .field("statement_cache_size", &self.statement_cache_size)
+            .field("slow_statement_threshold", &self.slow_statement_threshold)
+            .field("trace_query_text", &self.trace_query_text)
             .field("connect_retry", &self.connect_retry)
             .field("transaction_retry", &self.transaction_retry)
             .field("replicas", &self.replicas)

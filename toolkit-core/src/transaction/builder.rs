@@ -1,5 +1,6 @@
 //! Isolation level, read only and deferrable, rendered into one `BEGIN` statement.
 
+use crate::observe::OpSpan;
 use crate::{Database, Result, Transaction};
 
 /// Transaction isolation level.
@@ -65,8 +66,15 @@ impl TransactionBuilder {
 
     /// Checks out a connection and sends `BEGIN` with these options.
     pub async fn begin(self) -> Result<Transaction> {
-        let conn = self.db.connection().await?;
-        Transaction::begin(conn, &self.statement()).await
+        let span = OpSpan::transaction();
+        let conn = match self.db.connection().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                span.record_error(&err);
+                return Err(err);
+            }
+        };
+        Transaction::begin(conn, &self.statement(), span).await
     }
 
     /// The `BEGIN` statement, composed only of fixed keywords.

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use crate::observe::OpSpan;
 use crate::pool::{InDoubt, Session};
 use crate::sql::{control, Ident};
 use crate::{Connection, Error, Result};
@@ -44,6 +45,9 @@ pub struct Transaction {
     /// The runtime `BEGIN` ran on. A guard dropped where no runtime is current (a sync caller
     /// of `block_on`) needs it for its rollback.
     runtime: Option<tokio::runtime::Handle>,
+    /// From the checkout to the end (a dropped guard's rollback included); the statements run
+    /// in the transaction are its children.
+    span: OpSpan,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -57,16 +61,24 @@ impl std::fmt::Debug for Transaction {
 impl Transaction {
     /// Sends `begin` on `conn`, which is marked in doubt before the statement leaves, so a
     /// cancelled `BEGIN` can never hand an open transaction to the next user.
-    pub(crate) async fn begin(conn: Connection, begin: &str) -> Result<Transaction> {
+    pub(crate) async fn begin(conn: Connection, begin: &str, span: OpSpan) -> Result<Transaction> {
         let in_doubt = InDoubt::set(&conn);
         let tx = Transaction {
             conn: Some(conn),
             in_doubt: Some(in_doubt),
             pending_rollback_to: Mutex::new(None),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            span,
         };
-        tx.raw_session()?.batch_execute(begin).await?;
+        let session = tx.raw_session()?;
+        session.record_endpoint(&tx.span);
+        session.batch_execute(begin).await?;
         Ok(tx)
+    }
+
+    /// The transaction's span, parent of the spans of the statements run in it.
+    pub(crate) fn span(&self) -> &OpSpan {
+        &self.span
     }
 
     /// Commits. On failure the transaction is over and rolled back, except when the connection
@@ -115,7 +127,8 @@ impl Transaction {
     }
 
     fn raw_session(&self) -> Result<Session<'_>> {
-        self.connection().map(Session::in_transaction)
+        let session = self.connection().map(Session::in_transaction)?;
+        Ok(session.traced_in(&self.span))
     }
 
     /// Sends the statement that ends the transaction. The connection is settled and released
@@ -180,8 +193,10 @@ impl Drop for Transaction {
         // A runtime that is shutting down drops the task unrun, and the connection with it,
         // still in doubt: the pool then parks and discards it (see `Connection`'s `Drop`).
         let _entered = runtime.enter();
+        // The span ends with the rollback, not with the guard.
+        let span = std::mem::replace(&mut self.span, OpSpan::none());
         runtime.spawn(async move {
-            let session = Session::in_transaction(&conn);
+            let session = Session::in_transaction(&conn).traced_in(&span);
             let rollback = session.batch_execute("ROLLBACK");
             if let Ok(Ok(())) = tokio::time::timeout(DROP_ROLLBACK_DEADLINE, rollback).await {
                 in_doubt.settle();

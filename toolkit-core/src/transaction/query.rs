@@ -5,16 +5,27 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, SimpleQueryMessage, Statement};
 
 use super::Transaction;
-use crate::pool::AsStatement;
+use crate::observe::Op;
+use crate::pool::{text_of, AsStatement, Session};
 use crate::Result;
 
 impl Transaction {
+    /// The session for one of the caller's statements, in a span of its own under the
+    /// transaction's.
+    async fn traced(&self, text: Option<&str>) -> Result<Session<'_>> {
+        let session = self.session().await?;
+        Ok(session.traced(Op::sql(text).span(Some(self.span()))))
+    }
+
     /// Like [`tokio_postgres::Client::execute`]: runs a statement, returns the rows affected.
     pub async fn execute<S>(&self, statement: &S, params: &[&(dyn ToSql + Sync)]) -> Result<u64>
     where
         S: ?Sized + AsStatement,
     {
-        self.session().await?.execute(statement, params).await
+        self.traced(text_of(statement))
+            .await?
+            .execute(statement, params)
+            .await
     }
 
     /// Like [`tokio_postgres::Client::query`].
@@ -22,7 +33,10 @@ impl Transaction {
     where
         S: ?Sized + AsStatement,
     {
-        self.session().await?.query(statement, params).await
+        self.traced(text_of(statement))
+            .await?
+            .query(statement, params)
+            .await
     }
 
     /// Like [`tokio_postgres::Client::query_one`]: exactly one row, else an error.
@@ -30,7 +44,10 @@ impl Transaction {
     where
         S: ?Sized + AsStatement,
     {
-        self.session().await?.query_one(statement, params).await
+        self.traced(text_of(statement))
+            .await?
+            .query_one(statement, params)
+            .await
     }
 
     /// Like [`tokio_postgres::Client::query_opt`]: zero or one row; more is an error.
@@ -42,21 +59,24 @@ impl Transaction {
     where
         S: ?Sized + AsStatement,
     {
-        self.session().await?.query_opt(statement, params).await
+        self.traced(text_of(statement))
+            .await?
+            .query_opt(statement, params)
+            .await
     }
 
     /// Like [`tokio_postgres::Client::prepare`], through the connection's statement cache.
     pub async fn prepare(&self, query: &str) -> Result<Statement> {
-        self.session().await?.prepare(query).await
+        self.traced(Some(query)).await?.prepare(query).await
     }
 
     /// Like [`tokio_postgres::Client::batch_execute`]: several statements, no parameters.
     pub async fn batch_execute(&self, query: &str) -> Result<()> {
-        self.session().await?.batch_execute(query).await
+        self.traced(Some(query)).await?.batch_execute(query).await
     }
 
     /// Like [`tokio_postgres::Client::simple_query`].
     pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>> {
-        self.session().await?.simple_query(query).await
+        self.traced(Some(query)).await?.simple_query(query).await
     }
 }

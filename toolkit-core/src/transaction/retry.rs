@@ -37,7 +37,15 @@ impl TransactionBuilder {
         let mut attempts = policy.attempts();
         loop {
             match self.clone().attempt(&mut body).await {
-                Err(err) if attempts.retry(err.is_retryable()).await => continue,
+                Err(err)
+                    if attempts
+                        .retry(err.is_retryable(), |next| {
+                            crate::observe::transaction_retry(next, &err)
+                        })
+                        .await =>
+                {
+                    continue
+                }
                 outcome => return outcome,
             }
         }
