@@ -15,7 +15,7 @@ pub use lsn::ConsistencyToken;
 pub(crate) use lsn::{parse_lsn, Tracker, WriteMark};
 
 use crate::pool::{Connector, Lent, Pool};
-use crate::{DatabaseSettings, Error, PoolState, Result};
+use crate::{DatabaseSettings, Error, PoolStatus, Result};
 
 /// The replicas of one `Database`.
 pub(crate) struct Replicas {
@@ -63,8 +63,8 @@ pub struct NodeStatus {
     pub lag: Option<Duration>,
     /// Reads served by this node (the primary: reads no replica could serve).
     pub reads: u64,
-    /// Its pool's connections, once the pool exists.
-    pub pool: Option<PoolState>,
+    /// Its pool's [`Pool::status`], once the pool exists.
+    pub pool: Option<PoolStatus>,
 }
 
 impl Replicas {
@@ -179,7 +179,7 @@ impl Replicas {
                 healthy: node.usable(),
                 lag: Some(Duration::from_millis(node.lag_ms.load(Ordering::Relaxed))),
                 reads: node.reads.load(Ordering::Relaxed),
-                pool: node.pool.get().map(Pool::state),
+                pool: node.pool.get().map(Pool::status),
             })
             .collect()
     }

@@ -70,7 +70,7 @@ impl Database {
             reads: replicas.map_or(0, |r| {
                 r.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
             }),
-            pool: self.current_pool().map(|pool| pool.state()),
+            pool: self.current_pool().map(|pool| pool.status()),
         }];
         nodes.extend(replicas.map(Replicas::status).unwrap_or_default());
         nodes
