@@ -158,6 +158,9 @@ pub(crate) struct Shared {
     /// Connections given up (lost, or abandoned after a deadline): read-replica routing skips
     /// a replica whose count grew since it was last found well.
     pub(crate) lost: std::sync::atomic::AtomicU64,
+    /// The last connect attempt failed: read-replica routing skips such a replica at once
+    /// instead of waiting on its pool.
+    pub(crate) failing: AtomicBool,
     /// Statements that joined a busy connection instead of waiting: a pool metric.
     pub(crate) pipelined: std::sync::atomic::AtomicU64,
     /// How to open a connection, for the pool and outside it (learning statements in
@@ -200,6 +203,7 @@ impl Shared {
             pipeline_depth: pipeline_depth.max(1),
             pipelined: std::sync::atomic::AtomicU64::new(0),
             lost: std::sync::atomic::AtomicU64::new(0),
+            failing: AtomicBool::new(false),
             gate: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(max_size).unwrap_or(usize::MAX),
             )),
@@ -207,6 +211,7 @@ impl Shared {
     }
 
     pub(crate) fn record(&self, failure: Arc<ConnectFailure>) {
+        self.failing.store(true, Ordering::Release);
         let permanent = failure.is_permanent();
         if let Ok(mut slot) = self.last_connect_error.lock() {
             *slot = Some((failure, Instant::now()));
@@ -310,6 +315,7 @@ impl Manager {
     async fn connect_once(&self) -> Result<PgConnection, Arc<ConnectFailure>> {
         match self.shared.open().await {
             Ok(client) => {
+                self.shared.failing.store(false, Ordering::Release);
                 Counters::count(&self.shared.counters.connects);
                 Ok(PgConnection {
                     client,

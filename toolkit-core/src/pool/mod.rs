@@ -215,6 +215,18 @@ impl Pool {
         self.shared.pipelined.load(Ordering::Relaxed)
     }
 
+    /// Whether the last attempt to open a connection failed (and nothing since showed the
+    /// server answering).
+    pub(crate) fn connects_failing(&self) -> bool {
+        self.shared.failing.load(Ordering::Acquire)
+    }
+
+    /// The server answered on a connection of this pool: a failed connect before no longer
+    /// says it is down (a pool that reuses idle connections may not connect again for long).
+    pub(crate) fn server_answered(&self) {
+        self.shared.failing.store(false, Ordering::Release);
+    }
+
     /// Connections given up so far: lost, or abandoned after a deadline.
     pub(crate) fn lost_connections(&self) -> u64 {
         self.shared.lost.load(Ordering::Relaxed)

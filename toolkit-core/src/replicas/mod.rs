@@ -205,7 +205,8 @@ impl Node {
     fn usable(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
             && self.pool.get().is_none_or(|pool| {
-                pool.lost_connections() <= self.lost_seen.load(Ordering::Acquire)
+                !pool.connects_failing()
+                    && pool.lost_connections() <= self.lost_seen.load(Ordering::Acquire)
             })
     }
 
@@ -260,6 +261,7 @@ impl Node {
                      * 1000, 0) END::bigint",
                 )
                 .await?;
+            pool.server_answered();
             Ok::<_, Error>((rows, pool.lost_connections()))
         })
         .await;

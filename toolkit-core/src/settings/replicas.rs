@@ -46,6 +46,9 @@ impl DatabaseSettings {
             min_pool_size: 0,
             // A replica that does not answer must not hold a read for long: the primary serves it.
             pool_timeout: self.pool_timeout.min(self.connection_timeout),
+            // One read per connection: when a replica goes, each connection open to it fails
+            // at most one read (a saturated replica pool hands reads to the primary instead).
+            pipeline_depth: 1,
             replicas: Vec::new(),
             ..self.clone()
         }
