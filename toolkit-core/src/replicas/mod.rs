@@ -14,6 +14,8 @@ use std::time::Duration;
 pub use lsn::ConsistencyToken;
 pub(crate) use lsn::{parse_lsn, Tracker, WriteMark};
 
+use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
+
 use crate::pool::{Connector, Lent, Pool};
 use crate::{DatabaseSettings, Error, PoolStatus, Result};
 
@@ -269,10 +271,7 @@ impl Node {
             self.healthy.store(false, Ordering::Release);
             return;
         };
-        let row = rows.iter().find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        });
+        let row = first_row(&rows);
         let field = |i: usize| row.and_then(|row| row.get(i));
         let in_recovery = field(0) == Some("t");
         let paused = field(1) == Some("t");
@@ -297,8 +296,18 @@ async fn replay_position(lent: &Lent) -> Option<u64> {
         .simple_query("SELECT coalesce(pg_last_wal_replay_lsn(), '0/0')::text")
         .await
         .ok()?;
+    lsn_of(&rows)
+}
+
+/// The row of a one-row simple query.
+fn first_row(rows: &[SimpleQueryMessage]) -> Option<&SimpleQueryRow> {
     rows.iter().find_map(|message| match message {
-        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(parse_lsn),
+        SimpleQueryMessage::Row(row) => Some(row),
         _ => None,
     })
+}
+
+/// The WAL position a one-row, one-column simple query returned as text.
+pub(crate) fn lsn_of(rows: &[SimpleQueryMessage]) -> Option<u64> {
+    first_row(rows)?.get(0).and_then(parse_lsn)
 }

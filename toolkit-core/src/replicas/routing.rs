@@ -150,15 +150,7 @@ impl Database {
             .connection()
             .simple_query("SELECT pg_current_wal_flush_lsn()::text")
             .await?;
-        let position = rows
-            .iter()
-            .find_map(|message| match message {
-                tokio_postgres::SimpleQueryMessage::Row(row) => {
-                    row.get(0).and_then(super::parse_lsn)
-                }
-                _ => None,
-            })
-            .unwrap_or(0);
+        let position = super::lsn_of(&rows).unwrap_or(0);
         Ok(self.tracker.covered(position, epoch))
     }
 }
