@@ -137,16 +137,4 @@ fn host_lists_are_validated_before_any_io() {
         })
         .unwrap();
     }
-    let err = Database::new(DatabaseSettings {
-        target_session_attrs: TargetSessionAttrs::ReadOnly,
-        ..DatabaseSettings::default()
-    })
-    .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::InvalidSettings {
-            field: "target_session_attrs",
-            ..
-        }
-    ));
 }

@@ -197,10 +197,10 @@ impl Database {
     /// holding the last underlying error.
     pub async fn ping_postgres(&self) -> Result<()> {
         let settings = &self.inner.settings;
-        let config = settings.pg_config();
+        let dial = settings.dial();
         let mut attempts = settings.connect_retry.attempts();
         loop {
-            let err = match ping_once(&config, &self.inner.tls, settings.connection_timeout).await {
+            let err = match ping_once(&dial, &self.inner.tls, settings.connection_timeout).await {
                 Ok(()) => return Ok(()),
                 Err(err) => err,
             };
@@ -286,7 +286,7 @@ impl DatabaseSettings {
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
         self.validate()?;
         let tls = crate::pool::connector(self)?;
-        crate::pool::connect(&self.pg_config(), &tls, self.connection_timeout)
+        crate::pool::connect(&self.dial(), &tls, self.connection_timeout)
             .await
             .map_err(|err| {
                 let message = format!("cannot connect to {self}: {}", DisplayChain(&err));
@@ -296,13 +296,13 @@ impl DatabaseSettings {
 }
 
 async fn ping_once(
-    config: &tokio_postgres::Config,
+    dial: &crate::pool::Dial,
     tls: &crate::pool::Connector,
     limit: Duration,
 ) -> Result<(), ConnectFailure> {
     // Bounded like a pooled connect, and the `SELECT 1` too, so a server that accepts the
     // socket and then goes silent fails the ping.
-    let client = crate::pool::connect(config, tls, limit).await?;
+    let client = crate::pool::connect(dial, tls, limit).await?;
     match tokio::time::timeout(limit, client.simple_query("SELECT 1")).await {
         Ok(answer) => answer.map(drop).map_err(ConnectFailure::Driver),
         Err(_) => Err(ConnectFailure::TimedOut(limit)),

@@ -165,6 +165,14 @@ pub(crate) enum ConnectFailure {
     },
     #[error("connecting (TCP, startup and authentication) took longer than {0:?}")]
     TimedOut(Duration),
+    /// Every host was tried and none has the role `target_session_attrs` asks for (for
+    /// example during a failover, before the standby is promoted).
+    #[error("no host has the role target_session_attrs={wanted} asks for: {seen}")]
+    NoHostMatched {
+        wanted: crate::TargetSessionAttrs,
+        /// Each host and what it was, or why it could not be reached.
+        seen: String,
+    },
     #[error("the pool is closed")]
     Closed,
 }

@@ -6,35 +6,15 @@ use std::sync::{Arc, Mutex, Weak};
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, Config};
+use tokio_postgres::Client;
 
+use super::dial::{connect, Dial};
 use super::lending::Progress;
 use super::status::Counters;
-use super::tls::{self, Connector};
+use super::tls::Connector;
 use crate::error::{ConnectFailure, DisplayChain};
 use crate::observe::Observe;
 use crate::statement_cache::StatementCache;
-
-/// Opens one connection and spawns its driver task, within `limit` for the whole of it: TCP,
-/// startup and authentication. The driver's own `connect_timeout` covers only the TCP connect,
-/// so a server (or network) that accepts the socket and then goes silent would otherwise hold
-/// the caller for as long as the kernel keeps the socket.
-pub(crate) async fn connect(
-    config: &Config,
-    tls: &Connector,
-    limit: Duration,
-) -> Result<Client, ConnectFailure> {
-    let (client, connection) = tokio::time::timeout(limit, config.connect(tls.clone()))
-        .await
-        .map_err(|_| ConnectFailure::TimedOut(limit))?
-        .map_err(|err| match tls::explain(&err) {
-            Some(why) => ConnectFailure::Tls { why, source: err },
-            None => ConnectFailure::Driver(err),
-        })?;
-    // The task ends by itself once the client is dropped or the socket closes.
-    tokio::spawn(connection);
-    Ok(client)
-}
 
 /// What the toolkit knows about one pooled connection beyond the driver's closed flag. Shared
 /// (behind an `Arc`) with the in-doubt guards of transactions and bulk inserts.
@@ -165,7 +145,7 @@ pub(crate) struct Shared {
     pub(crate) pipelined: std::sync::atomic::AtomicU64,
     /// How to open a connection, for the pool and outside it (learning statements in
     /// `Unnamed` mode).
-    config: Config,
+    dial: Dial,
     /// Also the one cancel requests go through: a server that takes only TLS takes only TLS
     /// cancel requests too.
     pub(crate) tls: Connector,
@@ -183,7 +163,7 @@ impl Shared {
         target: String,
         pipeline_depth: usize,
         max_size: u32,
-        config: Config,
+        dial: Dial,
         tls: Connector,
         connect_timeout: Duration,
         observe: Observe,
@@ -191,7 +171,7 @@ impl Shared {
         Shared {
             counters: Counters::default(),
             observe,
-            config,
+            dial,
             tls,
             connect_timeout,
             learned: super::unnamed::Learned::default(),
@@ -241,7 +221,7 @@ impl Shared {
 
     /// Opens one connection with the pool's settings, bounded by `connection_timeout`.
     pub(crate) async fn open(&self) -> Result<Client, ConnectFailure> {
-        connect(&self.config, &self.tls, self.connect_timeout).await
+        connect(&self.dial, &self.tls, self.connect_timeout).await
     }
 
     pub(crate) fn close(&self) {

@@ -3,6 +3,7 @@
 //! round trip. Every statement the toolkit sends goes through a [`Session`] (`session.rs`).
 
 mod connection;
+mod dial;
 mod lending;
 mod manager;
 mod session;
@@ -18,8 +19,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 pub use connection::Connection;
+pub(crate) use dial::{connect, Dial};
 pub(crate) use lending::Lent;
-pub(crate) use manager::connect;
 pub use session::AsStatement;
 pub use session::Source;
 pub(crate) use session::{text_of, InDoubt, Lease, Session};
@@ -69,7 +70,7 @@ impl Pool {
             settings.to_string(),
             settings.pipeline_depth,
             settings.max_pool_size,
-            settings.pg_config(),
+            settings.dial(),
             tls,
             settings.connection_timeout,
             crate::observe::Observe::of(settings),

@@ -1,6 +1,8 @@
 //! `DatabaseSettings`: where to connect and how the pool behaves.
 
+mod params;
 mod replicas;
+mod session_attrs;
 mod tls;
 
 use std::fmt;
@@ -10,10 +12,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use tokio_postgres::config::Host;
-pub use tokio_postgres::config::TargetSessionAttrs;
 
+use params::OwnParams;
+pub use session_attrs::TargetSessionAttrs;
 pub use tls::SslMode;
-use tls::TlsParams;
 
 use crate::{Error, Result, RetryPolicy};
 
@@ -45,8 +47,10 @@ pub struct DatabaseSettings {
     /// comma-separated, one per entry of `host`. `host` still names the server for TLS
     /// verification (`VerifyFull` checks the certificate against it). Default `None`.
     pub hostaddr: Option<String>,
-    /// Which of several hosts may serve the pool: `Any` (the first that accepts) or `ReadWrite`
-    /// (one not in recovery: the primary). libpq's `target_session_attrs`. Default `Any`.
+    /// Which of several hosts may serve the pool, by libpq's `target_session_attrs`: `Any` (the
+    /// first that accepts), `ReadWrite` or `Primary` (the primary), `ReadOnly`, `Standby`, or
+    /// `PreferStandby` (a standby if one is up, else any). See [`TargetSessionAttrs`].
+    /// Default `Any`.
     pub target_session_attrs: TargetSessionAttrs,
     /// Database name. Default `postgres`.
     pub dbname: String,
@@ -296,13 +300,13 @@ impl DatabaseSettings {
     /// assert_eq!(s.application_name, "api");
     /// ```
     pub fn from_url(url: &str) -> Result<Self> {
-        let (mut settings, tls) = Self::parse_url(url)?;
-        tls.apply(&mut settings);
+        let (mut settings, params) = Self::parse_url(url)?;
+        params.apply(&mut settings);
         Ok(settings)
     }
 
-    /// The settings of a URL but its TLS parameters, and those.
-    fn parse_url(url: &str) -> Result<(Self, TlsParams)> {
+    /// The settings of a URL but the parameters the driver does not know, and those.
+    fn parse_url(url: &str) -> Result<(Self, OwnParams)> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::settings(
                 "url",
@@ -310,16 +314,16 @@ impl DatabaseSettings {
             ));
         }
         // The driver's parser already handles percent-decoding and libpq's query options; we only
-        // lift its result into our fields, so there is one URL grammar, not two. Only the TLS
-        // options, which it does not know, are read here.
-        let (url, tls) = TlsParams::split_url(url)?;
+        // lift its result into our fields, so there is one URL grammar, not two. Only the
+        // options it does not know (`params.rs`) are read here.
+        let (url, params) = OwnParams::split_url(url)?;
         let config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             Error::settings(
                 "url",
                 format!("cannot parse URL: {}", crate::error::DisplayChain(&e)),
             )
         })?;
-        Ok((Self::from_config(&config)?, tls))
+        Ok((Self::from_config(&config)?, params))
     }
 
     fn from_config(config: &tokio_postgres::Config) -> Result<Self> {
@@ -360,7 +364,6 @@ impl DatabaseSettings {
         if !hosts.is_empty() {
             s.host = hosts.join(",");
         }
-        s.target_session_attrs = config.get_target_session_attrs();
         let addrs: Vec<String> = config
             .get_hostaddrs()
             .iter()
@@ -391,40 +394,28 @@ impl DatabaseSettings {
     /// Reads `DATABASE_URL`; when it is unset, libpq's `PGHOST`, `PGHOSTADDR`, `PGPORT`,
     /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGTARGETSESSIONATTRS`,
     /// `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY`, each falling back to the
-    /// default. The `PGSSL*` variables also fill in what a `DATABASE_URL` leaves out, as with
-    /// libpq.
+    /// default. `PGTARGETSESSIONATTRS` and the `PGSSL*` variables also fill in what a
+    /// `DATABASE_URL` leaves out, as with libpq.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
 
     pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let env_tls = TlsParams::from_lookup(&lookup)?;
+        let env_params = OwnParams::from_lookup(&lookup)?;
         if let Some(url) = lookup("DATABASE_URL").filter(|u| !u.is_empty()) {
             // The URL's own parameters win over the environment's.
-            let (mut s, url_tls) = Self::parse_url(&url)?;
-            env_tls.apply(&mut s);
-            url_tls.apply(&mut s);
+            let (mut s, url_params) = Self::parse_url(&url)?;
+            env_params.apply(&mut s);
+            url_params.apply(&mut s);
             return Ok(s);
         }
         let mut s = DatabaseSettings::default();
-        env_tls.apply(&mut s);
+        env_params.apply(&mut s);
         if let Some(host) = lookup("PGHOST") {
             s.host = host;
         }
         if let Some(addr) = lookup("PGHOSTADDR").filter(|a| !a.is_empty()) {
             s.hostaddr = Some(addr);
-        }
-        if let Some(attrs) = lookup("PGTARGETSESSIONATTRS").filter(|a| !a.is_empty()) {
-            s.target_session_attrs = match attrs.as_str() {
-                "any" => TargetSessionAttrs::Any,
-                "read-write" => TargetSessionAttrs::ReadWrite,
-                other => {
-                    return Err(Error::settings(
-                        "PGTARGETSESSIONATTRS",
-                        format!("{other:?} is not one of any, read-write"),
-                    ))
-                }
-            };
         }
         if let Some(port) = lookup("PGPORT") {
             s.port = port
@@ -488,10 +479,14 @@ impl DatabaseSettings {
                 }
             }
         }
-        if self.target_session_attrs == TargetSessionAttrs::ReadOnly {
+        if !self.replicas.is_empty() && !self.target_session_attrs.allows_writes() {
             return Err(Error::settings(
                 "target_session_attrs",
-                "read-only is not supported: the pool serves writes; use read replicas for reads",
+                format!(
+                    "{} cannot be combined with replicas: the primary of a Database with \
+                     replicas takes its writes (use any, read-write or primary)",
+                    self.target_session_attrs
+                ),
             ));
         }
         if self.statement_mode == StatementMode::Unnamed && self.statement_timeout.is_some() {
@@ -656,17 +651,45 @@ impl DatabaseSettings {
     /// The driver configuration for one connection made with these settings: connect timeout,
     /// application name, and the session settings (`statement_timeout`, ...) sent in the startup
     /// packet so that they cost no extra round trip.
+    ///
+    /// The driver itself checks only `Any`, `ReadWrite` and `ReadOnly`: for `Primary`,
+    /// `Standby` and `PreferStandby` this configuration takes any host, and the toolkit's pool
+    /// picks among the hosts itself.
     pub fn pg_config(&self) -> tokio_postgres::Config {
+        self.pg_config_of(None)
+    }
+
+    /// How the pool connects: the driver's configuration, and one per host when the toolkit
+    /// checks each host's role itself.
+    pub(crate) fn dial(&self) -> crate::pool::Dial {
+        let each = match self.target_session_attrs.wants_recovery() {
+            Some(_) => self
+                .hosts()
+                .enumerate()
+                .map(|(i, (host, port))| {
+                    let port = port.unwrap_or(self.port);
+                    (format!("{host}:{port}"), self.pg_config_of(Some(i)))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        crate::pool::Dial::new(self.pg_config(), each, self.target_session_attrs)
+    }
+
+    /// The driver configuration with every host, or with host `only`.
+    fn pg_config_of(&self, only: Option<usize>) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
-        for (host, port) in self.hosts() {
+        let wanted = |i: usize| only.is_none_or(|only| only == i);
+        for (_, (host, port)) in self.hosts().enumerate().filter(|(i, _)| wanted(*i)) {
             config.host(host).port(port.unwrap_or(self.port));
         }
         // Checked by `validate`; a `Database` is never built from settings that fail it.
-        for addr in self.hostaddrs().unwrap_or_default() {
+        let addrs = self.hostaddrs().unwrap_or_default().into_iter().enumerate();
+        for (_, addr) in addrs.filter(|(i, _)| wanted(*i)) {
             config.hostaddr(addr);
         }
         config
-            .target_session_attrs(self.target_session_attrs)
+            .target_session_attrs(self.target_session_attrs.driver())
             .dbname(&self.dbname)
             .user(&self.user)
             .application_name(&self.application_name)
@@ -1097,6 +1120,26 @@ mod tests {
         assert_eq!(s.ssl_root_cert.as_deref(), Some("/ca.crt".as_ref()));
         match DatabaseSettings::from_lookup(env(&[("PGSSLMODE", "strict")])) {
             Err(Error::InvalidSettings { field, .. }) => assert_eq!(field, "PGSSLMODE"),
+            other => panic!("{other:?}"),
+        }
+        // The recovery-based roles, which the driver's URL parser refuses, from both places.
+        let s = DatabaseSettings::from_lookup(env(&[
+            (
+                "DATABASE_URL",
+                "postgres://u@h1,h2/d?target_session_attrs=standby",
+            ),
+            ("PGTARGETSESSIONATTRS", "read-write"),
+        ]))
+        .unwrap();
+        assert_eq!(s.target_session_attrs, TargetSessionAttrs::Standby);
+        let s = DatabaseSettings::from_lookup(env(&[
+            ("DATABASE_URL", "postgres://u@h1,h2/d"),
+            ("PGTARGETSESSIONATTRS", "prefer-standby"),
+        ]))
+        .unwrap();
+        assert_eq!(s.target_session_attrs, TargetSessionAttrs::PreferStandby);
+        match DatabaseSettings::from_lookup(env(&[("PGTARGETSESSIONATTRS", "standby-please")])) {
+            Err(Error::InvalidSettings { field, .. }) => assert_eq!(field, "PGTARGETSESSIONATTRS"),
             other => panic!("{other:?}"),
         }
     }

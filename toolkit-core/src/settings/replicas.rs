@@ -42,7 +42,7 @@ impl DatabaseSettings {
         DatabaseSettings {
             host: entry.to_owned(),
             hostaddr: None,
-            target_session_attrs: tokio_postgres::config::TargetSessionAttrs::Any,
+            target_session_attrs: super::TargetSessionAttrs::Any,
             min_pool_size: 0,
             // A replica that does not answer must not hold a read for long: the primary serves it.
             pool_timeout: self.pool_timeout.min(self.connection_timeout),

@@ -1,8 +1,7 @@
-//! The TLS part of the settings: libpq's `sslmode` and certificate parameters, which the
-//! driver's URL parser does not know (it refuses `verify-ca`, `verify-full` and `sslrootcert`).
+//! The TLS part of the settings: libpq's `sslmode` (read from URLs in `params.rs`) and the
+//! checks of the certificate fields.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::DatabaseSettings;
@@ -99,101 +98,6 @@ impl fmt::Display for SslMode {
             .find(|(_, mode)| mode == self)
             .map_or("prefer", |(name, _)| name);
         f.write_str(name)
-    }
-}
-
-/// The URL query parameters read here rather than by the driver: libpq's TLS ones it does not
-/// know, and the toolkit's own `replicas`.
-const OWN_PARAMS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "replicas"];
-
-/// The parameters of a URL's query the driver does not know, taken out so it parses the rest.
-#[derive(Debug, Default)]
-pub(super) struct TlsParams {
-    ssl_mode: Option<SslMode>,
-    root_cert: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    replicas: Option<Vec<String>>,
-}
-
-impl TlsParams {
-    /// Splits `url` into itself without the TLS parameters, and those parameters.
-    pub(super) fn split_url(url: &str) -> Result<(String, TlsParams)> {
-        let Some((base, query)) = url.split_once('?') else {
-            return Ok((url.to_owned(), TlsParams::default()));
-        };
-        let mut params = TlsParams::default();
-        let mut kept = Vec::new();
-        for pair in query.split('&') {
-            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            if !OWN_PARAMS.contains(&key) {
-                kept.push(pair);
-                continue;
-            }
-            let value = percent_encoding::percent_decode_str(raw)
-                .decode_utf8()
-                .map_err(|_| Error::settings("url", format!("{key} is not valid UTF-8")))?
-                .into_owned();
-            params.set(key, value)?;
-        }
-        let rest = if kept.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
-        Ok((rest, params))
-    }
-
-    /// The `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY` variables.
-    pub(super) fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<TlsParams> {
-        let mut params = TlsParams::default();
-        for (var, key) in [
-            ("PGSSLMODE", "sslmode"),
-            ("PGSSLROOTCERT", "sslrootcert"),
-            ("PGSSLCERT", "sslcert"),
-            ("PGSSLKEY", "sslkey"),
-            ("DATABASE_REPLICAS", "replicas"),
-        ] {
-            if let Some(value) = lookup(var).filter(|v| !v.is_empty()) {
-                params.set(key, value).map_err(|err| match err {
-                    Error::InvalidSettings { message, .. } => Error::settings(var, message),
-                    other => other,
-                })?;
-            }
-        }
-        Ok(params)
-    }
-
-    fn set(&mut self, key: &str, value: String) -> Result<()> {
-        match key {
-            "sslmode" => self.ssl_mode = Some(value.parse()?),
-            "sslrootcert" => self.root_cert = Some(value.into()),
-            "sslcert" => self.cert = Some(value.into()),
-            "replicas" => {
-                self.replicas = Some(
-                    value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|r| !r.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                )
-            }
-            _ => self.key = Some(value.into()),
-        }
-        Ok(())
-    }
-
-    pub(super) fn apply(self, settings: &mut DatabaseSettings) {
-        if let Some(mode) = self.ssl_mode {
-            settings.ssl_mode = mode;
-        }
-        settings.ssl_root_cert = self.root_cert.or(settings.ssl_root_cert.take());
-        settings.ssl_cert = self.cert.or(settings.ssl_cert.take());
-        settings.ssl_key = self.key.or(settings.ssl_key.take());
-        if let Some(replicas) = self.replicas {
-            settings.replicas = replicas;
-        }
     }
 }
 
