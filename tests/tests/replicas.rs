@@ -131,6 +131,33 @@ async fn routing_and_read_your_writes() {
         assert_eq!(first + second, 201);
         assert!(first >= 90 && second >= 90, "uneven: {first} and {second}");
 
+        // A hand-written SELECT reads on a replica too; one that locks rows, or hides a
+        // write in a WITH, goes to the primary (where it works) and is not a read there.
+        let before = reads(&db.node_status());
+        let some = repo
+            .query_as("SELECT * FROM items WHERE id <= $1 ORDER BY id", &[&10_i64])
+            .await
+            .unwrap();
+        assert_eq!(some.len(), 10);
+        let after = reads(&db.node_status());
+        assert_eq!((after[1] + after[2]) - (before[1] + before[2]), 1);
+        assert_eq!(after[0], before[0]);
+        let locked = repo
+            .query_as("SELECT * FROM items WHERE id = $1 FOR UPDATE", &[&1_i64])
+            .await
+            .unwrap();
+        assert_eq!(locked.len(), 1);
+        let made = repo
+            .query_as(
+                "WITH made AS (INSERT INTO items (name) VALUES ('by query_as') RETURNING *) \
+                 SELECT * FROM made",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(made.len(), 1);
+        assert_eq!(reads(&db.node_status()), after, "a locking or writing query was a read");
+
         // The record travels in a token: a new handle waits for the writes it stands for.
         let writer = db.session();
         let written = Repository::<Item>::new(&writer)

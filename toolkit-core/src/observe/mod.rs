@@ -98,11 +98,12 @@ impl Op<'_> {
         Op::on::<E>(Operation::Copy)
     }
 
-    /// Where a `Database` may send it: a `SELECT` may go to a replica; anything else, SQL text
-    /// whose first keyword is unknown included, to the primary.
+    /// Where a `Database` may send it: a `SELECT` may go to a replica, and so may a caller's
+    /// SQL that only reads (`reads_only`); anything else, to the primary.
     pub(crate) fn intent(&self) -> crate::repository::Intent {
-        match self.operation {
-            Some(Operation::Select) => crate::repository::Intent::Read,
+        match (self.operation, self.text) {
+            (Some(Operation::Select), _) => crate::repository::Intent::Read,
+            (None, Some(text)) if reads_only(text) => crate::repository::Intent::Read,
             _ => crate::repository::Intent::Write,
         }
     }
@@ -208,9 +209,36 @@ const KEYWORDS: &[&str] = &[
     "CLUSTER",
 ];
 
+/// A caller's SQL a replica can run: one `SELECT` without a locking clause (`FOR UPDATE`,
+/// `FOR NO KEY UPDATE`, `FOR SHARE`, `FOR KEY SHARE`, which a standby refuses) and without
+/// `INTO` (which creates a table). The words are looked for anywhere, string literals and
+/// comments included, so what is in doubt goes to the primary; so does `WITH`, which may hide
+/// an `INSERT`. A `SELECT` calling a function that writes still reaches a replica, and fails
+/// there as read-only.
+fn reads_only(text: &str) -> bool {
+    if first_keyword(text) != Some("SELECT") {
+        return false;
+    }
+    let words = || {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+    };
+    let is = |word: &str, keyword: &str| word.eq_ignore_ascii_case(keyword);
+    !words()
+        .zip(words().skip(1).map(Some).chain([None]))
+        .any(|(word, next)| {
+            is(word, "INTO")
+                || (is(word, "FOR")
+                    && next.is_some_and(|next| {
+                        ["UPDATE", "NO", "SHARE", "KEY"]
+                            .iter()
+                            .any(|lock| is(next, lock))
+                    }))
+        })
+}
+
 /// The statement's first word, upper-cased, when it is a command name and the text holds one
 /// statement. `WITH` is not one: the operation is what follows the common table expressions.
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 fn first_keyword(text: &str) -> Option<&'static str> {
     let text = text.trim();
     if text.trim_end_matches(';').contains(';') {
@@ -309,6 +337,31 @@ impl Observe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_selects_read() {
+        for text in [
+            "SELECT * FROM users WHERE age > $1",
+            "  select id, name from t order by id limit 10;",
+            "SELECT 'for sharing' FROM t",
+            "SELECT update_count FROM t",
+        ] {
+            assert!(reads_only(text), "{text}");
+        }
+        for text in [
+            "SELECT * FROM t WHERE id = $1 FOR UPDATE",
+            "select * from t for no key update skip locked",
+            "SELECT * FROM t FOR SHARE",
+            "SELECT * FROM t for key share",
+            "SELECT * INTO copy FROM t",
+            "WITH n AS (INSERT INTO t DEFAULT VALUES RETURNING *) SELECT * FROM n",
+            "INSERT INTO t DEFAULT VALUES RETURNING *",
+            "SELECT 1; DELETE FROM t",
+            "-- reads\nSELECT 1",
+        ] {
+            assert!(!reads_only(text), "{text}");
+        }
+    }
 
     #[test]
     fn first_keywords() {
