@@ -84,8 +84,11 @@ fn classify(err: &Error) -> Failure {
             kind: PoolErrorKind::Timeout,
             ..
         } if err.is_connection_lost() => Failure::NoServer,
+        // A statement whose connection went under it.
+        Error::Connection { message, .. } if message.starts_with("connection lost") => {
+            Failure::Lost
+        }
         Error::Connection { .. } => Failure::Connect,
-        Error::Operation { .. } if err.is_connection_lost() => Failure::Lost,
         _ => panic!("a write failed with an error a failover should not cause: {err:?}"),
     }
 }

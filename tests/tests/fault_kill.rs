@@ -246,6 +246,16 @@ async fn backend_terminated_mid_transaction_rolls_back_and_is_discarded() {
         });
         let err = outcome.unwrap_err();
         assert!(err.is_connection_lost(), "{err:?}");
+        // The API's error table: a lost connection is `Error::Connection`, and the server's
+        // reason stays reachable.
+        assert!(
+            matches!(&err, Error::Connection { message, .. } if message.starts_with("connection lost")),
+            "{err:?}"
+        );
+        assert!(
+            err.code().is_none_or(|code| *code == toolkit::SqlState::ADMIN_SHUTDOWN),
+            "{err:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(15));
         assert!(tx.rollback().await.is_err(), "rollback on a dead connection");
         assert_eq!(count_tag("during-").await, 0);

@@ -291,21 +291,7 @@ impl Error {
         if matches!(self, Error::Connection { .. }) {
             return true;
         }
-        let Some(pg) = self.as_postgres_error() else {
-            return false;
-        };
-        if pg.is_closed() {
-            return true;
-        }
-        if let Some(code) = pg.code() {
-            return code.code().starts_with("08")
-                || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
-                || *code == SqlState::IDLE_SESSION_TIMEOUT
-                || *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW;
-        }
-        has_io_source(pg)
+        self.as_postgres_error().is_some_and(lost_connection)
     }
 
     /// A connect attempt behind this error ran out of time.
@@ -353,6 +339,26 @@ impl Error {
     }
 }
 
+/// The driver's error says the connection is gone (see [`Error::is_connection_lost`]).
+fn lost_connection(pg: &tokio_postgres::Error) -> bool {
+    if pg.is_closed() {
+        return true;
+    }
+    if let Some(code) = pg.code() {
+        return code.code().starts_with("08")
+            || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+            || *code == SqlState::IDLE_SESSION_TIMEOUT
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW;
+    }
+    has_io_source(pg)
+}
+
+/// How the message of an [`Error::Connection`] for a connection lost under a statement
+/// begins.
+pub(crate) const CONNECTION_LOST: &str = "connection lost";
+
 fn has_io_source(err: &tokio_postgres::Error) -> bool {
     let mut cur = err.source();
     while let Some(e) = cur {
@@ -367,6 +373,8 @@ fn has_io_source(err: &tokio_postgres::Error) -> bool {
 impl From<tokio_postgres::Error> for Error {
     /// A value the driver could not encode for its column is the caller's data, not a failed
     /// statement: [`Error::InvalidData`] naming the field, when the value came from an entity.
+    /// A connection that is gone (closed, I/O failure, the backend terminated) is
+    /// [`Error::Connection`], whose source is still the driver's error (so `code()` works).
     fn from(source: tokio_postgres::Error) -> Self {
         let mismatch = source
             .source()
@@ -378,6 +386,10 @@ impl From<tokio_postgres::Error> for Error {
                 mismatch.to_string(),
                 Some(Box::new(source)),
             ),
+            None if lost_connection(&source) => Error::Connection {
+                message: format!("{CONNECTION_LOST}: {}", DisplayChain(&source)),
+                source: Some(Box::new(source)),
+            },
             None => Error::Operation { source },
         }
     }

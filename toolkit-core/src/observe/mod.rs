@@ -20,6 +20,7 @@ pub(crate) use off::*;
 use tokio_postgres::config::Host;
 
 use crate::entity::{Entity, EntityMeta};
+use crate::error::CONNECTION_LOST;
 use crate::{DatabaseSettings, Error, PoolErrorKind};
 
 /// The `tracing` target of every span and event: filter with `toolkit=debug`.
@@ -262,6 +263,9 @@ pub(crate) fn error_type(err: &Error) -> &str {
         return code.code();
     }
     match err {
+        Error::Connection { message, .. } if message.starts_with(CONNECTION_LOST) => {
+            "connection_lost"
+        }
         Error::Connection { .. } => "connection",
         Error::Pool { kind, .. } => match kind {
             PoolErrorKind::Timeout => "pool_timeout",
@@ -272,7 +276,6 @@ pub(crate) fn error_type(err: &Error) -> &str {
         Error::RecordNotFound { .. } => "not_found",
         Error::Conflict { .. } => "conflict",
         Error::InvalidData { .. } => "invalid_data",
-        Error::Operation { .. } if err.is_connection_lost() => "connection_lost",
         Error::Operation { .. } => "driver",
         Error::Timeout { .. } => "timeout",
         Error::InvalidSettings { .. } => "invalid_settings",
