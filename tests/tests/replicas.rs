@@ -194,6 +194,19 @@ async fn routing_and_read_your_writes() {
             .unwrap();
         assert_eq!(db.node_status()[0].reads, primary_reads, "primary() reads are not fallbacks");
 
+        // cleanup closes every pool, the replicas' too; the next reads open them again.
+        db.cleanup().await;
+        assert!(db.node_status().iter().all(|node| node.pool.is_none()));
+        let before = reads(&db.node_status());
+        let again = db.session();
+        for id in 1..=10_i64 {
+            Repository::<Item>::new(&again).get_by_id(id).await.unwrap();
+        }
+        let after = reads(&db.node_status());
+        assert_eq!(after[0], before[0], "reads after cleanup fell back to the primary");
+        assert_eq!((after[1] + after[2]) - (before[1] + before[2]), 10);
+        assert!(Repository::<Item>::new(&db.replica()).count().await.unwrap() > 0);
+
         // Without replicas, replica() says so.
         let plain = Database::new(nodes.primary.settings()).unwrap();
         match Repository::<Item>::new(&plain.replica()).count().await {

@@ -27,6 +27,8 @@ pub(crate) struct Replicas {
     max_lag: Option<Duration>,
     interval: Duration,
     probing: AtomicBool,
+    /// Counts `cleanup`s: a probe started before one ends instead of re-opening the pools.
+    generation: AtomicU64,
     /// Reads the primary served because no replica could (none healthy, or none caught up
     /// within `replica_wait`).
     pub(crate) fallbacks: AtomicU64,
@@ -36,7 +38,9 @@ struct Node {
     entry: String,
     settings: DatabaseSettings,
     tls: Connector,
-    pool: tokio::sync::OnceCell<Pool>,
+    /// Created by the first read that needs it, emptied by `cleanup`, created again after.
+    pool: std::sync::RwLock<Option<Pool>>,
+    creating: tokio::sync::Mutex<()>,
     /// Set by the probe (reachable, replaying, not lagging) and cleared by failures seen by
     /// reads; a node starts healthy, so reads use it before the first probe.
     healthy: AtomicBool,
@@ -81,7 +85,8 @@ impl Replicas {
                 entry: entry.clone(),
                 settings: settings.for_replica(entry),
                 tls: tls.clone(),
-                pool: tokio::sync::OnceCell::new(),
+                pool: std::sync::RwLock::new(None),
+                creating: tokio::sync::Mutex::new(()),
                 healthy: AtomicBool::new(true),
                 replayed: AtomicU64::new(0),
                 lost_seen: AtomicU64::new(0),
@@ -96,6 +101,7 @@ impl Replicas {
             max_lag: settings.max_replica_lag,
             interval: settings.replica_probe_interval,
             probing: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
         })
     }
@@ -105,13 +111,7 @@ impl Replicas {
     /// (`Database::replica`).
     pub(crate) async fn lease(&self, position: u64, any: bool) -> Option<Lent> {
         let node = self.choose(any)?;
-        let pool = match node.pool.get() {
-            Some(pool) => pool,
-            None => {
-                node.pool().await.ok()?;
-                node.pool.get()?
-            }
-        };
+        let pool = node.pool().await.ok()?;
         let deadline = tokio::time::Instant::now() + self.wait;
         let mut checkout = std::pin::pin!(pool.get_for_statement());
         // An idle connection is there at the first poll: no timer armed for the usual case.
@@ -159,6 +159,7 @@ impl Replicas {
         };
         let weak: Weak<Replicas> = Arc::downgrade(self);
         let interval = self.interval;
+        let generation = self.generation.load(Ordering::Acquire);
         runtime.spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
@@ -166,6 +167,11 @@ impl Replicas {
                     return;
                 };
                 for node in &replicas.nodes {
+                    // After `cleanup` the next read starts a new probe; this one must not open
+                    // the pools it closed.
+                    if replicas.generation.load(Ordering::Acquire) != generation {
+                        return;
+                    }
                     node.probe(replicas.max_lag).await;
                 }
             }
@@ -181,16 +187,18 @@ impl Replicas {
                 healthy: node.usable(),
                 lag: Some(Duration::from_millis(node.lag_ms.load(Ordering::Relaxed))),
                 reads: node.reads.load(Ordering::Relaxed),
-                pool: node.pool.get().map(Pool::status),
+                pool: node.with_pool(Pool::status),
             })
             .collect()
     }
 
+    /// Closes every replica pool (`Database::cleanup`); the next read opens them again, and
+    /// starts a new probe.
     pub(crate) async fn close(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.probing.store(false, Ordering::Release);
         for node in &self.nodes {
-            if let Some(pool) = node.pool.get() {
-                pool.close().await;
-            }
+            node.close().await;
         }
     }
 
@@ -206,17 +214,44 @@ impl Replicas {
 impl Node {
     fn usable(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
-            && self.pool.get().is_none_or(|pool| {
-                !pool.connects_failing()
-                    && pool.lost_connections() <= self.lost_seen.load(Ordering::Acquire)
-            })
+            && self
+                .with_pool(|pool| {
+                    !pool.connects_failing()
+                        && pool.lost_connections() <= self.lost_seen.load(Ordering::Acquire)
+                })
+                .unwrap_or(true)
+    }
+
+    /// `f` of the node's open pool, if it has one.
+    fn with_pool<R>(&self, f: impl FnOnce(&Pool) -> R) -> Option<R> {
+        let slot = self.pool.read().ok()?;
+        slot.as_ref().filter(|pool| !pool.is_closed()).map(f)
     }
 
     async fn pool(&self) -> Result<Pool> {
-        self.pool
-            .get_or_try_init(|| Pool::create(&self.settings, self.tls.clone()))
-            .await
-            .cloned()
+        if let Some(pool) = self.with_pool(Pool::clone) {
+            return Ok(pool);
+        }
+        let _creating = self.creating.lock().await;
+        if let Some(pool) = self.with_pool(Pool::clone) {
+            return Ok(pool);
+        }
+        let pool = Pool::create(&self.settings, self.tls.clone()).await?;
+        if let Ok(mut slot) = self.pool.write() {
+            *slot = Some(pool.clone());
+        }
+        Ok(pool)
+    }
+
+    async fn close(&self) {
+        let _creating = self.creating.lock().await;
+        let taken = self.pool.write().ok().and_then(|mut slot| slot.take());
+        if let Some(pool) = taken {
+            pool.close().await;
+        }
+        // What was seen of the closed pool says nothing of the next one.
+        self.lost_seen.store(0, Ordering::Release);
+        self.healthy.store(true, Ordering::Release);
     }
 
     /// Asks the replica how far it replayed until it reaches `position`, polling, until
