@@ -138,3 +138,41 @@ fn host_lists_are_validated_before_any_io() {
         .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_options_reach_the_server() {
+    tokio::time::timeout(TEST_DEADLINE, async {
+        let cluster = tokio::task::spawn_blocking(TestCluster::start)
+            .await
+            .unwrap()
+            .unwrap();
+        // libpq's `options`, percent-encoded in the URL; a `-c` of its own wins over the
+        // field's.
+        let url = format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?options=-c%20search_path%3Dapp%2Cpublic%20-c%20statement_timeout%3D4s",
+            cluster.port()
+        );
+        let db = Database::new(DatabaseSettings {
+            statement_timeout: Some(Duration::from_secs(9)),
+            min_pool_size: 1,
+            ..DatabaseSettings::from_url(&url).unwrap()
+        })
+        .unwrap();
+        let conn = db.connection().await.unwrap();
+        let shown = |name: &'static str| {
+            let conn = &conn;
+            async move {
+                conn.query_one(&format!("SHOW {name}"), &[])
+                    .await
+                    .unwrap()
+                    .get::<_, String>(0)
+            }
+        };
+        assert_eq!(shown("search_path").await, "app,public");
+        assert_eq!(shown("statement_timeout").await, "4s");
+        drop(conn);
+        db.cleanup().await;
+    })
+    .await
+    .expect("test deadline");
+}

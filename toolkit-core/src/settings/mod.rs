@@ -84,6 +84,12 @@ pub struct DatabaseSettings {
     /// that ends a transaction left idle by a stuck caller. Default 5 minutes; `None` leaves the
     /// server's setting.
     pub idle_in_transaction_timeout: Option<Duration>,
+    /// libpq's `options`: command-line options for the server sent when each pooled connection
+    /// opens, e.g. `-c search_path=app,public` (also `?options=` in a URL and `PGOPTIONS`).
+    /// Sent after the toolkit's own (`statement_timeout`, ...), so its `-c` settings win.
+    /// Refused with `StatementMode::Unnamed`: a pooler refuses or drops startup options.
+    /// Default `None`.
+    pub options: Option<String>,
     /// `application_name` reported to the server (visible in `pg_stat_activity`). Default `toolkit`.
     pub application_name: String,
     /// TLS mode, libpq's `sslmode` (see [`SslMode`]). Default `Prefer`: TLS when the server
@@ -194,6 +200,7 @@ impl Default for DatabaseSettings {
             tcp_keepalive: Some(Duration::from_secs(15)),
             tcp_user_timeout: Some(Duration::from_secs(30)),
             statement_timeout: None,
+            options: None,
             idle_in_transaction_timeout: Some(Duration::from_secs(300)),
             application_name: "toolkit".into(),
             ssl_mode: SslMode::Prefer,
@@ -245,6 +252,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("tcp_keepalive", &self.tcp_keepalive)
             .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("options", &self.options)
             .field(
                 "idle_in_transaction_timeout",
                 &self.idle_in_transaction_timeout,
@@ -454,6 +462,7 @@ impl DatabaseSettings {
             ("user", &self.user),
             ("password", &self.password),
             ("application_name", &self.application_name),
+            ("options", self.options.as_ref().unwrap_or(&String::new())),
         ] {
             // The startup packet is NUL-terminated: a NUL would cut the value short.
             if value.contains('\0') {
@@ -487,6 +496,14 @@ impl DatabaseSettings {
                      replicas takes its writes (use any, read-write or primary)",
                     self.target_session_attrs
                 ),
+            ));
+        }
+        if self.statement_mode == StatementMode::Unnamed && self.options.is_some() {
+            return Err(Error::settings(
+                "options",
+                "StatementMode::Unnamed sends no startup options, which a pooler such as PgBouncer \
+                 refuses or drops; set them for the role on the server instead \
+                 (ALTER ROLE .. SET name = ..)",
             ));
         }
         if self.statement_mode == StatementMode::Unnamed && self.statement_timeout.is_some() {
@@ -717,6 +734,9 @@ impl DatabaseSettings {
                 "-c idle_in_transaction_session_timeout={}",
                 t.as_millis()
             ));
+        }
+        if let Some(own) = &self.options {
+            options.push(own.clone());
         }
         // A pooler does not keep startup options (PgBouncer refuses them): in `Unnamed` mode
         // they are applied another way, or refused by `validate`.
@@ -1122,6 +1142,54 @@ mod tests {
             Err(Error::InvalidSettings { field, .. }) => assert_eq!(field, "PGSSLMODE"),
             other => panic!("{other:?}"),
         }
+        // The driver's other parameters become fields, or are refused: never parsed and dropped.
+        let s = DatabaseSettings::from_url(
+            "postgres://u@h/d?options=-c%20search_path%3Dapp&keepalives_idle=7&tcp_user_timeout=2500",
+        )
+        .unwrap();
+        assert_eq!(s.options.as_deref(), Some("-c search_path=app"));
+        assert_eq!(s.tcp_keepalive, Some(Duration::from_secs(7)));
+        assert_eq!(s.tcp_user_timeout, Some(Duration::from_millis(2500)));
+        let options = s.pg_config().get_options().unwrap_or_default().to_owned();
+        assert!(options.ends_with("-c search_path=app"), "{options}");
+        let s = DatabaseSettings::from_url(
+            "postgres://u@h/d?keepalives=0&keepalives_idle=7&tcp_user_timeout=0",
+        )
+        .unwrap();
+        assert_eq!((s.tcp_keepalive, s.tcp_user_timeout), (None, None));
+        for refused in [
+            "channel_binding=require",
+            "load_balance_hosts=random",
+            "keepalives_interval=3",
+            "keepalives=yes",
+            "tcp_user_timeout=soon",
+        ] {
+            let url = format!("postgres://u@h/d?{refused}");
+            let err = DatabaseSettings::from_url(&url).unwrap_err();
+            let key = refused.split('=').next().unwrap();
+            assert!(err.to_string().contains(key), "{url}: {err}");
+        }
+        DatabaseSettings::from_url(
+            "postgres://u@h/d?channel_binding=prefer&load_balance_hosts=disable",
+        )
+        .unwrap();
+        let err = DatabaseSettings {
+            options: Some("-c search_path=app".into()),
+            statement_mode: StatementMode::Unnamed,
+            ..DatabaseSettings::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidSettings {
+                    field: "options",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         // The recovery-based roles, which the driver's URL parser refuses, from both places.
         let s = DatabaseSettings::from_lookup(env(&[
             (

@@ -3,19 +3,31 @@
 //! `target_session_attrs`, and `replicas` is the toolkit's own.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{DatabaseSettings, SslMode, TargetSessionAttrs};
 use crate::{Error, Result};
 
 /// The URL query parameters read here rather than by the driver: libpq's TLS ones it does not
 /// know (or knows only in part: `target_session_attrs`), and the toolkit's own `replicas`.
-const OWN_PARAMS: [&str; 6] = [
+const OWN_PARAMS: [&str; 15] = [
     "sslmode",
     "sslrootcert",
     "sslcert",
     "sslkey",
     "replicas",
     "target_session_attrs",
+    // Known to the driver, but a `Database` builds its own driver configuration from the
+    // fields: these are read into fields here, or refused, never parsed and dropped.
+    "options",
+    "keepalives",
+    "keepalives_idle",
+    "tcp_user_timeout",
+    "keepalives_interval",
+    "keepalives_retries",
+    "channel_binding",
+    "load_balance_hosts",
+    "sslnegotiation",
 ];
 
 /// The parameters of a URL's query the driver does not know, taken out so it parses the rest.
@@ -27,6 +39,10 @@ pub(super) struct OwnParams {
     key: Option<PathBuf>,
     replicas: Option<Vec<String>>,
     target_session_attrs: Option<TargetSessionAttrs>,
+    options: Option<String>,
+    /// `Some(None)`: keepalives turned off.
+    keepalive: Option<Option<Duration>>,
+    tcp_user_timeout: Option<Option<Duration>>,
 }
 
 impl OwnParams {
@@ -57,8 +73,8 @@ impl OwnParams {
         Ok((rest, params))
     }
 
-    /// The `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGTARGETSESSIONATTRS` and
-    /// `DATABASE_REPLICAS` variables.
+    /// The `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGTARGETSESSIONATTRS`,
+    /// `PGOPTIONS` and `DATABASE_REPLICAS` variables.
     pub(super) fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<OwnParams> {
         let mut params = OwnParams::default();
         for (var, key) in [
@@ -68,6 +84,7 @@ impl OwnParams {
             ("PGSSLKEY", "sslkey"),
             ("DATABASE_REPLICAS", "replicas"),
             ("PGTARGETSESSIONATTRS", "target_session_attrs"),
+            ("PGOPTIONS", "options"),
         ] {
             if let Some(value) = lookup(var).filter(|v| !v.is_empty()) {
                 params.set(key, value).map_err(|err| match err {
@@ -85,6 +102,46 @@ impl OwnParams {
             "sslrootcert" => self.root_cert = Some(value.into()),
             "sslcert" => self.cert = Some(value.into()),
             "target_session_attrs" => self.target_session_attrs = Some(value.parse()?),
+            "options" => self.options = Some(value),
+            "keepalives" => match value.as_str() {
+                "0" => self.keepalive = Some(None),
+                "1" => {}
+                _ => return Err(Error::settings("url", "keepalives must be 0 or 1")),
+            },
+            "keepalives_idle" => {
+                let idle = Duration::from_secs(number(key, &value)?);
+                // `keepalives=0` anywhere in the query wins.
+                if self.keepalive != Some(None) {
+                    self.keepalive = Some(Some(idle));
+                }
+            }
+            // libpq: milliseconds, 0 for the system's default.
+            "tcp_user_timeout" => {
+                let ms = number(key, &value)?;
+                self.tcp_user_timeout = Some((ms > 0).then(|| Duration::from_millis(ms)));
+            }
+            "keepalives_interval" | "keepalives_retries" => {
+                return Err(Error::settings(
+                    "url",
+                    format!(
+                        "{key} is not supported: keepalive probes go 5 s apart, 3 of them \
+                         (set tcp_keepalive for when they start)"
+                    ),
+                ))
+            }
+            "channel_binding" | "load_balance_hosts" | "sslnegotiation" => {
+                let default = match key {
+                    "channel_binding" => "prefer",
+                    "load_balance_hosts" => "disable",
+                    _ => "postgres",
+                };
+                if value != default {
+                    return Err(Error::settings(
+                        "url",
+                        format!("{key}={value} is not supported (only {default}, the default)"),
+                    ));
+                }
+            }
             "replicas" => {
                 self.replicas = Some(
                     value
@@ -113,5 +170,24 @@ impl OwnParams {
         if let Some(attrs) = self.target_session_attrs {
             settings.target_session_attrs = attrs;
         }
+        if let Some(options) = self.options {
+            settings.options = Some(options);
+        }
+        if let Some(keepalive) = self.keepalive {
+            settings.tcp_keepalive = keepalive;
+        }
+        if let Some(timeout) = self.tcp_user_timeout {
+            settings.tcp_user_timeout = timeout;
+        }
     }
+}
+
+/// A whole number in a URL parameter.
+fn number(key: &str, value: &str) -> Result<u64> {
+    value.parse().map_err(|_| {
+        Error::settings(
+            "url",
+            format!("{key} must be a whole number, not {value:?}"),
+        )
+    })
 }
