@@ -152,7 +152,14 @@ impl OwnParams {
                         .collect(),
                 )
             }
-            _ => self.key = Some(value.into()),
+            "sslkey" => self.key = Some(value.into()),
+            // Only keys of `OWN_PARAMS` come here.
+            other => {
+                return Err(Error::settings(
+                    "url",
+                    format!("{other} is not a parameter the toolkit reads"),
+                ))
+            }
         }
         Ok(())
     }
