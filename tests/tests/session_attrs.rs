@@ -126,6 +126,35 @@ async fn every_value_picks_its_host_and_prefer_standby_falls_back() {
             assert_eq!(served_by(&db).await, (false, p), "{host}");
             db.cleanup().await;
         }
+        // A host that takes the TCP connection and then says nothing costs its own
+        // `connection_timeout`, not the whole connect: the hosts after it are still tried,
+        // and prefer-standby keeps the primary it found before it.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let quiet = silent.local_addr().unwrap().port();
+        for (attrs, host) in [
+            (PreferStandby, format!("127.0.0.1:{p},127.0.0.1:{quiet}")),
+            (ReadWrite, format!("127.0.0.1:{quiet},127.0.0.1:{p}")),
+            (Primary, format!("127.0.0.1:{quiet},127.0.0.1:{p}")),
+        ] {
+            let settings = DatabaseSettings {
+                host,
+                target_session_attrs: attrs,
+                connection_timeout: Duration::from_millis(500),
+                ..primary.settings()
+            };
+            let client = settings
+                .connect()
+                .await
+                .unwrap_or_else(|err| panic!("{attrs}: {err}"));
+            let port: i32 = client
+                .query_one("SELECT inet_server_port()", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(port, i32::from(p), "{attrs}");
+        }
+        drop(silent);
+
         let stopping = std::sync::Arc::new(standby);
         let stopped = stopping.clone();
         tokio::task::spawn_blocking(move || stopped.stop())

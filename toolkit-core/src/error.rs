@@ -165,13 +165,16 @@ pub(crate) enum ConnectFailure {
     },
     #[error("connecting (TCP, startup and authentication) took longer than {0:?}")]
     TimedOut(Duration),
-    /// Every host was tried and none has the role `target_session_attrs` asks for (for
-    /// example during a failover, before the standby is promoted).
-    #[error("no host has the role target_session_attrs={wanted} asks for: {seen}")]
+    /// Every host was tried and none accepted the connection with the role
+    /// `target_session_attrs` asks for (for example during a failover, before the standby
+    /// is promoted).
+    #[error("{}", no_host(*wanted, seen))]
     NoHostMatched {
         wanted: crate::TargetSessionAttrs,
         /// Each host and what it was, or why it could not be reached.
         seen: String,
+        /// The last host's failure to connect, if one failed so: what `driver()` reports.
+        last: Option<Box<ConnectFailure>>,
     },
     #[error("the pool is closed")]
     Closed,
@@ -195,8 +198,18 @@ impl ConnectFailure {
     fn driver(&self) -> Option<&tokio_postgres::Error> {
         match self {
             ConnectFailure::Driver(err) | ConnectFailure::Tls { source: err, .. } => Some(err),
+            ConnectFailure::NoHostMatched {
+                last: Some(last), ..
+            } => last.driver(),
             _ => None,
         }
+    }
+}
+
+fn no_host(wanted: crate::TargetSessionAttrs, seen: &str) -> String {
+    match wanted {
+        crate::TargetSessionAttrs::Any => format!("no host accepted the connection: {seen}"),
+        _ => format!("no host has the role target_session_attrs={wanted} asks for: {seen}"),
     }
 }
 

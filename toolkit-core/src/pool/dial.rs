@@ -1,5 +1,5 @@
 //! Opening one connection: to the first host that accepts it and has the role
-//! `target_session_attrs` asks for, within one deadline.
+//! `target_session_attrs` asks for, each host within its own deadline.
 
 use std::time::Duration;
 
@@ -12,10 +12,12 @@ use crate::TargetSessionAttrs;
 /// Where and how a pool connects (built by `DatabaseSettings::dial`).
 #[derive(Clone)]
 pub(crate) struct Dial {
-    /// Every host, for the driver to try in order: enough for the roles it checks itself.
+    /// Every host: what `DatabaseSettings::pg_config` gives, used as is for a single host.
     all: Config,
-    /// One configuration per host, labelled `host:port`, for the roles the toolkit checks by
-    /// `pg_is_in_recovery()`; empty otherwise.
+    /// With several hosts, or a role the driver cannot check, one configuration per host,
+    /// labelled `host:port`, tried in order; the driver checks `transaction_read_only` on
+    /// each (read-write, read-only), the toolkit checks recovery (primary, standby,
+    /// prefer-standby).
     each: Vec<(String, Config)>,
     wanted: TargetSessionAttrs,
 }
@@ -30,25 +32,85 @@ impl Dial {
     }
 }
 
-/// Opens one connection and spawns its driver task, within `limit` for the whole of it: every
-/// host tried, TCP, startup, authentication and the role check. The driver's own
-/// `connect_timeout` covers only each TCP connect, so a server (or network) that accepts the
-/// socket and then goes silent would otherwise hold the caller for as long as the kernel keeps
-/// the socket.
+/// Opens one connection and spawns its driver task. Each host gets `limit` for the whole of
+/// its attempt (TCP, startup, authentication, the role check), as libpq's `connect_timeout`
+/// is per host. The driver's own `connect_timeout` covers only the TCP connect, so a server
+/// (or network) that accepts the socket and then goes silent would otherwise hold the caller
+/// for as long as the kernel keeps the socket; and when the driver walks a host list itself,
+/// a silent host leaves nothing of the deadline to the hosts after it.
 pub(crate) async fn connect(
     dial: &Dial,
     tls: &Connector,
     limit: Duration,
 ) -> Result<Client, ConnectFailure> {
-    let attempt = async {
-        match dial.wanted.wants_recovery() {
-            None => open(&dial.all, tls).await,
-            Some(recovery) => by_role(dial, recovery, tls).await,
+    if dial.each.is_empty() {
+        return within(limit, open(&dial.all, tls)).await;
+    }
+    walk(dial, tls, limit).await
+}
+
+/// Tries each host in order. Under `PreferStandby` the first primary reached is kept open
+/// meanwhile and used when no standby is found, which spares the second pass libpq makes.
+async fn walk(dial: &Dial, tls: &Connector, limit: Duration) -> Result<Client, ConnectFailure> {
+    let recovery = dial.wanted.wants_recovery();
+    let mut fallback = None;
+    let mut seen = Vec::new();
+    let mut last = None;
+    for (label, config) in &dial.each {
+        let attempt = within(limit, async {
+            let client = open(config, tls).await?;
+            let state = match recovery {
+                Some(_) => Some(in_recovery(&client).await?),
+                None => None,
+            };
+            Ok((client, state))
+        });
+        match attempt.await {
+            Ok((client, state)) if state == recovery => return Ok(client),
+            Ok((client, state)) => {
+                let state = state.unwrap_or_default();
+                seen.push(format!("{label} is {}", role(state)));
+                if dial.wanted == TargetSessionAttrs::PreferStandby && fallback.is_none() {
+                    fallback = Some(client);
+                }
+            }
+            Err(err) if err.is_permanent() => return Err(err),
+            Err(err) => {
+                seen.push(format!("{label}: {}", DisplayChain(&err)));
+                last = Some(Box::new(err));
+            }
         }
-    };
+    }
+    if let Some(client) = fallback {
+        return Ok(client);
+    }
+    match (last, dial.each.len()) {
+        // One host, which could not be reached: its own error says it best.
+        (Some(last), 1) => Err(*last),
+        (last, _) => Err(ConnectFailure::NoHostMatched {
+            wanted: dial.wanted,
+            seen: seen.join("; "),
+            last,
+        }),
+    }
+}
+
+fn role(in_recovery: bool) -> &'static str {
+    if in_recovery {
+        "a standby"
+    } else {
+        "a primary"
+    }
+}
+
+/// `attempt`, failed as timed out once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    attempt: impl std::future::Future<Output = Result<T, ConnectFailure>>,
+) -> Result<T, ConnectFailure> {
     tokio::time::timeout(limit, attempt)
         .await
-        .map_err(|_| ConnectFailure::TimedOut(limit))?
+        .unwrap_or(Err(ConnectFailure::TimedOut(limit)))
 }
 
 async fn open(config: &Config, tls: &Connector) -> Result<Client, ConnectFailure> {
@@ -65,57 +127,12 @@ async fn open(config: &Config, tls: &Connector) -> Result<Client, ConnectFailure
     Ok(client)
 }
 
-/// Tries each host in order for one whose recovery state is `recovery`. Under
-/// `PreferStandby` the first primary reached is kept open meanwhile and used when no standby
-/// is found, which spares the second pass libpq makes.
-async fn by_role(dial: &Dial, recovery: bool, tls: &Connector) -> Result<Client, ConnectFailure> {
-    let mut fallback = None;
-    let mut seen = Vec::new();
-    let mut last_error = None;
-    for (label, config) in &dial.each {
-        let client = match open(config, tls).await {
-            Ok(client) => client,
-            Err(err) if err.is_permanent() => return Err(err),
-            Err(err) => {
-                seen.push(format!("{label}: {}", DisplayChain(&err)));
-                last_error = Some(err);
-                continue;
-            }
-        };
-        match in_recovery(&client).await {
-            Ok(state) if state == recovery => return Ok(client),
-            Ok(state) => {
-                let role = if state { "a standby" } else { "a primary" };
-                seen.push(format!("{label} is {role}"));
-                if dial.wanted == TargetSessionAttrs::PreferStandby && fallback.is_none() {
-                    fallback = Some(client);
-                }
-            }
-            Err(err) => {
-                seen.push(format!("{label}: {}", DisplayChain(&err)));
-                last_error = Some(ConnectFailure::Driver(err));
-            }
-        }
-    }
-    if let Some(client) = fallback {
-        return Ok(client);
-    }
-    // One host, which could not be reached: its own error says it best (and keeps its
-    // kind, e.g. a refused connection, for `is_connection_lost`).
-    match last_error {
-        Some(err) if dial.each.len() == 1 => Err(err),
-        _ => Err(ConnectFailure::NoHostMatched {
-            wanted: dial.wanted,
-            seen: seen.join("; "),
-        }),
-    }
-}
-
-async fn in_recovery(client: &Client) -> Result<bool, tokio_postgres::Error> {
+async fn in_recovery(client: &Client) -> Result<bool, ConnectFailure> {
     // A simple query: it leaves no statement behind, which a pooler requires.
     let messages = client
         .simple_query("SELECT pg_catalog.pg_is_in_recovery()")
-        .await?;
+        .await
+        .map_err(ConnectFailure::Driver)?;
     Ok(messages
         .iter()
         .any(|message| matches!(message, SimpleQueryMessage::Row(row) if row.get(0) == Some("t"))))

@@ -65,7 +65,10 @@ pub struct DatabaseSettings {
     /// Longest wait for a pooled connection before [`Error::Pool`]. Default 30 s; at most
     /// about 24 days, like every duration here.
     pub pool_timeout: Duration,
-    /// Longest wait for one TCP connect plus authentication. Default 5 s.
+    /// Longest wait for one TCP connect plus authentication (and, with `target_session_attrs`,
+    /// the role check). With several hosts each gets this long, as with libpq's
+    /// `connect_timeout`, so a host that goes silent does not starve those after it.
+    /// Default 5 s.
     pub connection_timeout: Duration,
     /// Client-side deadline of each statement a repository or transaction sends. When it
     /// expires the query is cancelled on the server, the connection is discarded (a silent
@@ -676,19 +679,21 @@ impl DatabaseSettings {
         self.pg_config_of(None)
     }
 
-    /// How the pool connects: the driver's configuration, and one per host when the toolkit
-    /// checks each host's role itself.
+    /// How the pool connects: the driver's configuration, and with several hosts one per
+    /// host, which the pool walks itself (`pool/dial.rs`).
     pub(crate) fn dial(&self) -> crate::pool::Dial {
-        let each = match self.target_session_attrs.wants_recovery() {
-            Some(_) => self
-                .hosts()
+        let walked =
+            self.hosts().nth(1).is_some() || self.target_session_attrs.wants_recovery().is_some();
+        let each = if walked {
+            self.hosts()
                 .enumerate()
                 .map(|(i, (host, port))| {
                     let port = port.unwrap_or(self.port);
                     (format!("{host}:{port}"), self.pg_config_of(Some(i)))
                 })
-                .collect(),
-            None => Vec::new(),
+                .collect()
+        } else {
+            Vec::new()
         };
         crate::pool::Dial::new(self.pg_config(), each, self.target_session_attrs)
     }
