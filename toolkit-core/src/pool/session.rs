@@ -55,6 +55,9 @@ pub(crate) struct Session<'a> {
     /// A write through a `Database` with replicas: when the session ends, that handle's next
     /// read waits for it on the replica (read-your-writes).
     write_mark: Option<crate::replicas::WriteMark>,
+    /// A read on a replica chosen by routing: when the replica goes under it, the primary of
+    /// this `Database` runs it again (see `on_primary`).
+    fallback: Option<&'a crate::Database>,
     /// The span of the operation this session serves.
     trace: Trace<'a>,
 }
@@ -71,6 +74,7 @@ impl<'a> Session<'a> {
             lease: Lease::Owned(conn),
             in_transaction: false,
             write_mark: None,
+            fallback: None,
             trace: Trace::Own(OpSpan::none()),
         }
     }
@@ -80,6 +84,7 @@ impl<'a> Session<'a> {
             lease: Lease::Lent(lent),
             in_transaction: false,
             write_mark: None,
+            fallback: None,
             trace: Trace::Own(OpSpan::none()),
         }
     }
@@ -89,6 +94,7 @@ impl<'a> Session<'a> {
             lease: Lease::Borrowed(conn),
             in_transaction: false,
             write_mark: None,
+            fallback: None,
             trace: Trace::Own(OpSpan::none()),
         }
     }
@@ -99,6 +105,7 @@ impl<'a> Session<'a> {
             lease: Lease::Borrowed(conn),
             in_transaction: true,
             write_mark: None,
+            fallback: None,
             trace: Trace::Own(OpSpan::none()),
         }
     }
@@ -108,6 +115,7 @@ impl<'a> Session<'a> {
             lease: Lease::Client(client),
             in_transaction: false,
             write_mark: None,
+            fallback: None,
             trace: Trace::Own(OpSpan::none()),
         }
     }
@@ -143,6 +151,40 @@ impl<'a> Session<'a> {
     pub(crate) fn with_write_mark(mut self, mark: Option<crate::replicas::WriteMark>) -> Self {
         self.write_mark = mark;
         self
+    }
+
+    pub(crate) fn with_fallback(mut self, database: Option<&'a crate::Database>) -> Self {
+        self.fallback = database;
+        self
+    }
+
+    /// For a read that failed on a replica because the replica went (the connection lost, a
+    /// server shutting down): a session on the primary to run it again, in the same span.
+    /// Reads change nothing, so running one twice is safe; without this, each connection
+    /// open to a replica that stops would fail the read running on it.
+    async fn on_primary(&self, err: &Error) -> Option<Session<'_>> {
+        let database = self.fallback.filter(|_| err.is_connection_lost())?;
+        let lent = database.fallback_lent().await.ok()?;
+        Some(Session::lent(lent).traced_in(self.span()))
+    }
+
+    /// `outcome` of a read on this session; when it failed as `on_primary` says, what
+    /// `again` gives on the primary.
+    pub(crate) async fn or_on_primary<'s, T, F>(
+        &'s self,
+        outcome: Result<T>,
+        again: impl FnOnce(Session<'s>) -> F,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        match outcome {
+            Err(err) => match self.on_primary(&err).await {
+                Some(primary) => again(primary).await,
+                None => Err(err),
+            },
+            done => done,
+        }
     }
 
     pub(crate) fn lease(&self) -> &Lease<'a> {
@@ -202,6 +244,19 @@ impl<'a> Session<'a> {
         params: &[&(dyn ToSql + Sync)],
         mut map: impl FnMut(Row) -> Result<T>,
     ) -> Result<Vec<T>> {
+        let outcome = self.query_map_here(sql, params, &mut map).await;
+        self.or_on_primary(outcome, |primary| async move {
+            primary.query_map_here(sql, params, map).await
+        })
+        .await
+    }
+
+    async fn query_map_here<T>(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+        mut map: impl FnMut(Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
         self.guard(text_of(sql), true, async {
             let mut stream = pin!(self.start(sql, params).await?);
             let mut out = Vec::new();
@@ -228,6 +283,18 @@ impl<'a> Session<'a> {
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
+        let outcome = self.query_opt_here(sql, params).await;
+        self.or_on_primary(outcome, |primary| async move {
+            primary.query_opt_here(sql, params).await
+        })
+        .await
+    }
+
+    async fn query_opt_here(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
         self.guard(text_of(sql), true, async {
             if let Some(text) = self.unnamed_text(sql) {
                 let typed = self.typed(text, params).await?;
@@ -247,6 +314,18 @@ impl<'a> Session<'a> {
 
     /// Exactly one row; anything else is the driver's error, as with `Client::query_one`.
     pub(crate) async fn query_one(
+        &self,
+        sql: &(impl AsStatement + ?Sized),
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        let outcome = self.query_one_here(sql, params).await;
+        self.or_on_primary(outcome, |primary| async move {
+            primary.query_one_here(sql, params).await
+        })
+        .await
+    }
+
+    async fn query_one_here(
         &self,
         sql: &(impl AsStatement + ?Sized),
         params: &[&(dyn ToSql + Sync)],

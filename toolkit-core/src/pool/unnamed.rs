@@ -87,7 +87,7 @@ impl Session<'_> {
         sql: &str,
         params: &[&'p (dyn ToSql + Sync)],
     ) -> Result<Vec<(&'p (dyn ToSql + Sync), Type)>> {
-        let described = self.describe(sql).await?;
+        let described = self.describe_here(sql).await?;
         if params.len() != described.params.len() {
             return Err(Error::invalid_data(
                 "",
@@ -110,6 +110,14 @@ impl Session<'_> {
     /// Parameter types and result columns of `sql`: from the connection's statement cache in
     /// `Prepared` mode, learned once per pool in `Unnamed` mode.
     pub(crate) async fn describe(&self, sql: &str) -> Result<Arc<Described>> {
+        let outcome = self.describe_here(sql).await;
+        self.or_on_primary(outcome, |primary| async move {
+            primary.describe_here(sql).await
+        })
+        .await
+    }
+
+    async fn describe_here(&self, sql: &str) -> Result<Arc<Described>> {
         if !self.unnamed() {
             return Ok(Arc::new(Described::of(&self.prepare(sql).await?)));
         }

@@ -77,39 +77,46 @@ impl Database {
     }
 
     /// A connection for one read statement: on a replica when this handle reads there, else
-    /// on the primary.
-    pub(crate) async fn read_lent(&self) -> Result<Lent> {
+    /// on the primary; and whether the primary may serve the read again should the replica
+    /// go under it (a replica chosen by routing, not by `replica()`).
+    pub(crate) async fn read_lent(&self) -> Result<(Lent, bool)> {
         match (self.route, self.inner.replicas.as_ref()) {
-            (Route::Primary, _) | (Route::Auto, None) => self.primary_lent().await,
+            (Route::Primary, _) | (Route::Auto, None) => Ok((self.primary_lent().await?, false)),
             (Route::Replica, None) => Err(self.no_replicas()),
             (Route::Replica, Some(replicas)) => {
                 replicas.start_probing();
-                match replicas.lease(0, true).await {
-                    Some(lent) => Ok(lent),
-                    None => Ok(replicas.any_pool().await?.get_for_statement().await?),
-                }
+                let lent = match replicas.lease(0, true).await {
+                    Some(lent) => lent,
+                    None => replicas.any_pool().await?.get_for_statement().await?,
+                };
+                Ok((lent, false))
             }
             (Route::Auto, Some(replicas)) => {
                 replicas.start_probing();
                 let position = self.read_position().await?;
                 match replicas.lease(position, false).await {
-                    Some(lent) => Ok(lent),
-                    None => {
-                        replicas
-                            .fallbacks
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        self.primary_lent().await
-                    }
+                    Some(lent) => Ok((lent, true)),
+                    None => Ok((self.fallback_lent().await?, false)),
                 }
             }
         }
+    }
+
+    /// The primary's connection for a read no replica could serve, counted as such.
+    pub(crate) async fn fallback_lent(&self) -> Result<Lent> {
+        if let Some(replicas) = &self.inner.replicas {
+            replicas
+                .fallbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.primary_lent().await
     }
 
     /// A connection for one write statement, and the mark that makes this handle's later
     /// reads wait for it.
     pub(crate) async fn write_lent(&self) -> Result<(Lent, Option<WriteMark>)> {
         if self.route == Route::Replica {
-            return Ok((self.read_lent().await?, None));
+            return Ok((self.read_lent().await?.0, None));
         }
         let mark = self.write_mark();
         Ok((self.primary_lent().await?, mark))

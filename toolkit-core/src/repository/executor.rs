@@ -78,7 +78,10 @@ impl<'a> ExecutorRef<'a> {
     /// with other pipelined statements.
     pub(crate) async fn acquire(self, intent: Intent) -> Result<Session<'a>> {
         Ok(match (self, intent) {
-            (ExecutorRef::Database(db), Intent::Read) => Session::lent(db.read_lent().await?),
+            (ExecutorRef::Database(db), Intent::Read) => {
+                let (lent, on_replica) = db.read_lent().await?;
+                Session::lent(lent).with_fallback(on_replica.then_some(db))
+            }
             (ExecutorRef::Database(db), Intent::Write) => {
                 let (lent, mark) = db.write_lent().await?;
                 Session::lent(lent).with_write_mark(mark)
