@@ -179,8 +179,10 @@ impl<'a> Session<'a> {
         F: std::future::Future<Output = Result<T>>,
     {
         match outcome {
+            // Boxed: the second run's future would otherwise sit beside the first's in every
+            // read's future, and those are deep already (a debug build overflowed its stack).
             Err(err) => match self.on_primary(&err).await {
-                Some(primary) => again(primary).await,
+                Some(primary) => Box::pin(again(primary)).await,
                 None => Err(err),
             },
             done => done,
