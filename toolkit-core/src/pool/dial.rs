@@ -12,23 +12,16 @@ use crate::TargetSessionAttrs;
 /// Where and how a pool connects (built by `DatabaseSettings::dial`).
 #[derive(Clone)]
 pub(crate) struct Dial {
-    /// Every host: what `DatabaseSettings::pg_config` gives, used as is for a single host.
-    all: Config,
-    /// With several hosts, or a role the driver cannot check, one configuration per host,
-    /// labelled `host:port`, tried in order; the driver checks `transaction_read_only` on
-    /// each (read-write, read-only), the toolkit checks recovery (primary, standby,
-    /// prefer-standby).
+    /// One configuration per host, labelled `host:port`, tried in order; the driver checks
+    /// `transaction_read_only` on each (read-write, read-only), the toolkit checks recovery
+    /// (primary, standby, prefer-standby).
     each: Vec<(String, Config)>,
     wanted: TargetSessionAttrs,
 }
 
 impl Dial {
-    pub(crate) fn new(
-        all: Config,
-        each: Vec<(String, Config)>,
-        wanted: TargetSessionAttrs,
-    ) -> Dial {
-        Dial { all, each, wanted }
+    pub(crate) fn new(each: Vec<(String, Config)>, wanted: TargetSessionAttrs) -> Dial {
+        Dial { each, wanted }
     }
 }
 
@@ -38,20 +31,14 @@ impl Dial {
 /// (or network) that accepts the socket and then goes silent would otherwise hold the caller
 /// for as long as the kernel keeps the socket; and when the driver walks a host list itself,
 /// a silent host leaves nothing of the deadline to the hosts after it.
+///
+/// Hosts are tried in order. Under `PreferStandby` the first primary reached is kept open
+/// meanwhile and used when no standby is found, which spares the second pass libpq makes.
 pub(crate) async fn connect(
     dial: &Dial,
     tls: &Connector,
     limit: Duration,
 ) -> Result<Client, ConnectFailure> {
-    if dial.each.is_empty() {
-        return within(limit, open(&dial.all, tls)).await;
-    }
-    walk(dial, tls, limit).await
-}
-
-/// Tries each host in order. Under `PreferStandby` the first primary reached is kept open
-/// meanwhile and used when no standby is found, which spares the second pass libpq makes.
-async fn walk(dial: &Dial, tls: &Connector, limit: Duration) -> Result<Client, ConnectFailure> {
     let recovery = dial.wanted.wants_recovery();
     let mut fallback = None;
     let mut seen = Vec::new();

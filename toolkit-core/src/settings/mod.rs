@@ -679,23 +679,18 @@ impl DatabaseSettings {
         self.pg_config_of(None)
     }
 
-    /// How the pool connects: the driver's configuration, and with several hosts one per
-    /// host, which the pool walks itself (`pool/dial.rs`).
+    /// How the pool connects: one driver configuration per host, which the pool walks
+    /// itself (`pool/dial.rs`).
     pub(crate) fn dial(&self) -> crate::pool::Dial {
-        let walked =
-            self.hosts().nth(1).is_some() || self.target_session_attrs.wants_recovery().is_some();
-        let each = if walked {
-            self.hosts()
-                .enumerate()
-                .map(|(i, (host, port))| {
-                    let port = port.unwrap_or(self.port);
-                    (format!("{host}:{port}"), self.pg_config_of(Some(i)))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        crate::pool::Dial::new(self.pg_config(), each, self.target_session_attrs)
+        let each = self
+            .hosts()
+            .enumerate()
+            .map(|(i, (host, port))| {
+                let port = port.unwrap_or(self.port);
+                (format!("{host}:{port}"), self.pg_config_of(Some(i)))
+            })
+            .collect();
+        crate::pool::Dial::new(each, self.target_session_attrs)
     }
 
     /// The driver configuration with every host, or with host `only`.
