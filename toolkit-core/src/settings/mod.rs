@@ -1,5 +1,6 @@
 //! `DatabaseSettings`: where to connect and how the pool behaves.
 
+mod names;
 mod params;
 mod replicas;
 mod session_attrs;

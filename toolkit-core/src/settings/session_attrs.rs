@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::names;
 use crate::{Error, Result};
 
 /// Which server, among the hosts of [`DatabaseSettings::host`](super::DatabaseSettings::host),
@@ -93,29 +94,13 @@ impl FromStr for TargetSessionAttrs {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<TargetSessionAttrs> {
-        TargetSessionAttrs::NAMES
-            .iter()
-            .find(|(name, _)| *name == s)
-            .map(|&(_, attrs)| attrs)
-            .ok_or_else(|| {
-                Error::settings(
-                    "target_session_attrs",
-                    format!(
-                        "{s:?} is not one of any, read-write, read-only, primary, standby, \
-                         prefer-standby"
-                    ),
-                )
-            })
+        names::parse(&TargetSessionAttrs::NAMES, s, "target_session_attrs", "")
     }
 }
 
 impl fmt::Display for TargetSessionAttrs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = TargetSessionAttrs::NAMES
-            .iter()
-            .find(|(_, attrs)| attrs == self)
-            .map_or("any", |(name, _)| name);
-        f.write_str(name)
+        f.write_str(names::name_of(&TargetSessionAttrs::NAMES, self))
     }
 }
 

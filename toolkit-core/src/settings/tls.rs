@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::DatabaseSettings;
+use super::{names, DatabaseSettings};
 use crate::{Error, Result};
 
 /// TLS mode, with libpq's `sslmode` meaning. Default `Prefer`.
@@ -71,33 +71,18 @@ impl FromStr for SslMode {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<SslMode> {
-        SslMode::NAMES
-            .iter()
-            .find(|(name, _)| *name == s)
-            .map(|&(_, mode)| mode)
-            .ok_or_else(|| {
-                Error::settings(
-                    "ssl_mode",
-                    format!(
-                        "{s:?} is not one of disable, prefer, require, verify-ca, verify-full{}",
-                        if s == "allow" {
-                            " (allow, plain first, is not supported: use prefer)"
-                        } else {
-                            ""
-                        }
-                    ),
-                )
-            })
+        let hint = if s == "allow" {
+            " (allow, plain first, is not supported: use prefer)"
+        } else {
+            ""
+        };
+        names::parse(&SslMode::NAMES, s, "ssl_mode", hint)
     }
 }
 
 impl fmt::Display for SslMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = SslMode::NAMES
-            .iter()
-            .find(|(_, mode)| mode == self)
-            .map_or("prefer", |(name, _)| name);
-        f.write_str(name)
+        f.write_str(names::name_of(&SslMode::NAMES, self))
     }
 }
 
